@@ -1,0 +1,41 @@
+# Every target creates .venv and installs the project on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench bench-smoke soak clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf demo.ledger demo-export
+	$(BIN)/ledger --ledger demo.ledger demo --out demo-export
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+	$(MAKE) bench-smoke
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-group-by=group --benchmark-columns=min,median,mean,ops,rounds -o addopts=""
+
+bench-smoke: $(STAMP)
+	BENCH_SMOKE=1 $(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-disable -o addopts=""
+
+soak: $(STAMP)
+	SOAK=1 $(BIN)/python -m pytest tests -m "soak or slow" -o addopts="-q --durations=15"
+
+clean:
+	rm -rf $(VENV) demo.ledger demo-export .pytest_cache .benchmarks build *.egg-info

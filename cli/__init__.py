@@ -1,0 +1,1 @@
+"""The ``ledger`` command: a thin click layer over ``ledger`` and ``projections``."""

@@ -1,0 +1,1 @@
+"""One module per command family; each command parses, makes one library call, renders."""

@@ -1,0 +1,268 @@
+"""init, append, log, status, verify: the commands over the event log itself."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from cli.options import json_option, ledger_path, open_ledger
+from cli.output import echo_json, table
+from ledger import Ledger
+from ledger.codec import dumps, event_to_wire, format_ts
+from ledger.events import EVENT_TYPES
+
+
+@click.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create an empty ledger (a no-op when one is already there).
+
+    \b
+    Example:
+      ledger --ledger results.ledger init
+    """
+    path = ledger_path(ctx)
+    ledger = open_ledger(ctx, create=True)
+    head = ledger.head
+    click.echo(f"ledger {ledger.ledger_id} at {path} (head seq {head.seq})")
+
+
+@click.command()
+@click.argument("source", default="-", type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("--keep-secrets", is_flag=True, help="Store secret-looking values as given.")
+@click.option(
+    "--expected-head",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Refuse unless the head seq is still SEQ (optimistic concurrency).",
+)
+@json_option
+@click.pass_context
+def append(
+    ctx: click.Context, source: str, keep_secrets: bool, expected_head: int | None, as_json: bool
+) -> None:
+    """Append events from a JSON Lines FILE (or - for stdin) as one atomic batch.
+
+    Creates the ledger when it is missing. Re-appending the same events is a no-op
+    (reported as duplicates); one bad line refuses the whole file, naming file:line.
+
+    \b
+    Example:
+      ledger append events.jsonl
+      ledger log --json | ledger --ledger copy.ledger append -
+    """
+    if source == "-":
+        lines = sys.stdin.buffer.read().splitlines()
+        name = "<stdin>"
+    else:
+        try:
+            with open(source, "rb") as fh:
+                lines = fh.read().splitlines()
+        except OSError as exc:
+            raise click.FileError(source, hint=exc.strerror) from None
+        name = source
+    ledger = open_ledger(ctx, create=True, readonly=False)
+    result = ledger.append_jsonl(
+        lines, source=name, redact=not keep_secrets, expected_head=expected_head
+    )
+    if as_json:
+        echo_json(
+            {
+                "appended": result.appended,
+                "duplicates": result.duplicates,
+                "head_seq": result.head_seq,
+                "head_hash": result.head_hash,
+                "redacted": result.redacted,
+            }
+        )
+        return
+    dup = f" ({result.duplicates} duplicates skipped)" if result.duplicates else ""
+    click.echo(
+        f"appended {result.appended} events{dup}; head {result.head_seq} {result.head_hash[:16]}"
+    )
+    for where in result.redacted:
+        click.echo(f"redacted {where}", err=True)
+
+
+def _num(v: float) -> str:
+    if isinstance(v, float) and v != v:
+        return "NaN"
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    return repr(v)
+
+
+def _summary(ev: object) -> str:
+    tag = ev.TYPE  # type: ignore[attr-defined]
+    get = ev.__getattribute__
+    if tag == "metrics_recorded":
+        vals = " ".join(f"{k}={_num(v)}" for k, v in sorted(get("values").items()))
+        step = get("step")
+        return f"run={get('run')} " + (f"step={step} " if step is not None else "final ") + vals
+    if tag == "run_started":
+        return f"case={get('case')} run={get('run')}"
+    if tag == "run_finished":
+        err = get("error")
+        return f"run={get('run')} status={get('status')}" + (f" error={err!r}" if err else "")
+    if tag == "case_created":
+        parents = get("parents")
+        return f"case={get('case')} stage={get('stage')}" + (
+            f" parents={','.join(parents)}" if parents else ""
+        )
+    if tag == "eco_applied":
+        return f"case={get('case')} parent={get('parent')} eco={get('eco')}"
+    if tag in ("run_invalidated",):
+        return f"run={get('run')} reason={get('reason')!r}"
+    if tag == "artifact_recorded":
+        return f"run={get('run')} {get('name')} {get('uri')}"
+    if tag == "selection_recorded":
+        return f"stage={get('stage')} survivors={','.join(get('survivors'))}"
+    return ""
+
+
+@click.command()
+@click.option("--since", type=click.IntRange(min=0), default=0, help="Start after this seq.")
+@click.option("--study", "-s", default=None, help="Only this study.")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    type=click.Choice(sorted(EVENT_TYPES)),
+    help="Only these event types (repeatable).",
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--interval", default=0.5, show_default=True, help="Poll interval for --follow.")
+@json_option
+@click.pass_context
+def log(
+    ctx: click.Context,
+    since: int,
+    study: str | None,
+    types: tuple[str, ...],
+    follow: bool,
+    interval: float,
+    as_json: bool,
+) -> None:
+    """Print events in seq order (the wire form plus seq, id, ts, hash with --json).
+
+    \b
+    Example:
+      ledger log --since 120 --type run_finished
+      ledger log --json | ledger --ledger replica.ledger append -
+    """
+    ledger = open_ledger(ctx)
+    pos = since
+    out = sys.stdout
+    while True:
+        head = ledger.head.seq
+        for batch in ledger.read_batches(
+            pos, head, study=study, types=types or None, with_hashes=as_json
+        ):
+            if as_json:
+                lines = [dumps(event_to_wire(e, hash_hex=e.hash.hex())).decode() for e in batch]
+            else:
+                lines = [
+                    f"{e.seq:>8}  {format_ts(e.ts)}  {e.event.TYPE:<18} "
+                    f"{e.event.study}  {_summary(e.event)}"
+                    for e in batch
+                ]
+            out.write("\n".join(lines) + "\n")
+        pos = max(pos, head)
+        if not follow:
+            break
+        out.flush()
+        while ledger.head.seq <= pos:
+            time.sleep(interval)
+
+
+@click.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """The head and, per study, its cases, runs by status and events.
+
+    \b
+    Example:
+      ledger status --json
+    """
+    from ledger.summary import fold_studies
+
+    ledger = open_ledger(ctx)
+    head = ledger.head
+    folded = fold_studies(ledger.read(until=head.seq))
+    studies = [
+        {
+            "study": name,
+            "cases": len(st.cases),
+            "runs": st.run_counts(),
+            "events": st.events,
+            "last_seq": st.last_seq,
+        }
+        for name, st in sorted(folded.items())
+    ]
+    if as_json:
+        echo_json(
+            {
+                "ledger_id": ledger.ledger_id,
+                "head_seq": head.seq,
+                "head_hash": head.hash,
+                "studies": studies,
+            }
+        )
+        return
+    click.echo(f"ledger {ledger_path(ctx)}  id {ledger.ledger_id}")
+    click.echo(f"head   seq {head.seq}  hash {head.hash}")
+    if not studies:
+        click.echo("no studies yet")
+        return
+    rows = [
+        [
+            s["study"],
+            s["cases"],
+            sum(s["runs"].values()),
+            " ".join(f"{k}={v}" for k, v in s["runs"].items()) or "-",
+            s["events"],
+            s["last_seq"],
+        ]
+        for s in studies
+    ]
+    click.echo("")
+    click.echo(table(["study", "cases", "runs", "by status", "events", "last seq"], rows))
+
+
+@click.command()
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Recompute the hash chain; exit 1 and name the first bad seq when it breaks.
+
+    The scan runs in a child process, so a ledger damaged badly enough to crash a
+    reader is reported as corrupt instead of crashing this command.
+
+    \b
+    Example:
+      ledger verify --json
+    """
+    from ledger.integrity import verify_isolated
+
+    path = ledger_path(ctx)
+    Ledger(path, create=False, readonly=True).close()
+    report = verify_isolated(path)
+    if as_json:
+        out = {
+            "ok": report.ok,
+            "events": report.events,
+            "head_seq": report.head_seq,
+            "head_hash": report.head_hash,
+        }
+        if not report.ok:
+            out["first_bad_seq"] = report.first_bad_seq
+            out["error"] = report.error
+        echo_json(out)
+    elif report.ok:
+        click.echo(f"ok: {report.events} events, head {report.head_seq} {report.head_hash}")
+    if not report.ok:
+        click.echo(f"error: {report.error}", err=True)
+        ctx.exit(1)

@@ -1,0 +1,148 @@
+"""How committed events are laid out in one LMDB value, and the hash chain over them.
+
+A committed batch is stored as one or more *blocks* (several events per LMDB value), so a
+batch costs one ``put`` instead of one per event, and a scan decodes a block with one
+msgspec call. The chain is still defined per event, independent of the layout:
+
+    hash(seq) = BLAKE2b-256(hash(seq - 1) || be64(seq) || event_bytes(seq)),  hash(0) = 32 zero bytes
+
+so a ledger replicated with ``log --json | append`` has the same head hash, and ``verify``
+can name the exact bad seq: each block keeps an 8-byte prefix of every event's hash and
+the full hash after its last event (from which readers recompute per-event hashes).
+
+Layout (little-endian):
+    0   b"LB\\x01"               magic and layout version
+    3   u32 n                   events in the block
+    7   32 bytes                chain hash after the last event
+    39  n * 8 bytes             prefix of each event's chain hash
+    ..  (n + 1) * u32           offsets of each event inside ``data`` (and its end)
+    ..  data                    a msgpack array header for n, then the n encoded envelopes
+"""
+
+from __future__ import annotations
+
+import struct
+from hashlib import blake2b
+
+import msgspec
+
+from .errors import CorruptionError
+from .events import Envelope
+
+__all__ = ["GENESIS", "BlockView", "chain_hash", "encode_block", "seq_key"]
+
+GENESIS = bytes(32)
+MAGIC = b"LB\x01"
+_HEADER = struct.Struct("<3sI32s")
+_decode_envelopes = msgspec.msgpack.Decoder(list[Envelope])
+_decode_envelope = msgspec.msgpack.Decoder(Envelope)
+
+
+def seq_key(seq: int) -> bytes:
+    return seq.to_bytes(8, "big")
+
+
+def chain_hash(prev: bytes, seq: int, data: bytes | memoryview) -> bytes:
+    return blake2b(prev + seq.to_bytes(8, "big") + bytes(data), digest_size=32).digest()
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def encode_block(events: list[bytes], hashes: list[bytes]) -> bytes:
+    n = len(events)
+    header = _array_header(n)
+    offsets = [0] * (n + 1)
+    pos = len(header)
+    for i, ev in enumerate(events):
+        offsets[i] = pos
+        pos += len(ev)
+    offsets[n] = pos
+    return b"".join(
+        (
+            _HEADER.pack(MAGIC, n, hashes[-1]),
+            b"".join(h[:8] for h in hashes),
+            struct.pack(f"<{n + 1}I", *offsets),
+            header,
+            *events,
+        )
+    )
+
+
+class BlockView:
+    """Read access to one stored block without copying it."""
+
+    __slots__ = ("buf", "count", "data_start", "first_seq", "last_hash", "offsets")
+
+    def __init__(self, first_seq: int, buf: bytes | memoryview) -> None:
+        self.first_seq = first_seq
+        self.buf = memoryview(buf)
+        if len(self.buf) < _HEADER.size:
+            raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
+        magic, n, last = _HEADER.unpack_from(self.buf, 0)
+        if magic != MAGIC:
+            raise CorruptionError(
+                f"block at seq {first_seq} has an unknown layout (bad magic)", seq=first_seq
+            )
+        self.count = n
+        self.last_hash = bytes(last)
+        off_start = _HEADER.size + 8 * n
+        self.data_start = off_start + 4 * (n + 1)
+        if self.data_start > len(self.buf):
+            raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
+        self.offsets = struct.unpack_from(f"<{n + 1}I", self.buf, off_start)
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + self.count - 1
+
+    def prefix(self, i: int) -> bytes:
+        start = _HEADER.size + 8 * i
+        return bytes(self.buf[start : start + 8])
+
+    def event_bytes(self, i: int) -> memoryview:
+        start, end = self.offsets[i], self.offsets[i + 1]
+        if not (0 <= start <= end <= len(self.buf) - self.data_start):
+            raise CorruptionError(
+                f"corrupt at seq {self.first_seq + i}: bad offsets", seq=self.first_seq + i
+            )
+        return self.buf[self.data_start + start : self.data_start + end]
+
+    def decode(self) -> list[Envelope]:
+        """Every envelope of the block with one msgspec call."""
+        try:
+            envs = _decode_envelopes.decode(self.buf[self.data_start :])
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
+            return self._decode_one_by_one()
+        if len(envs) != self.count or (envs and envs[0].seq != self.first_seq):
+            raise CorruptionError(
+                f"corrupt at seq {self.first_seq}: block content does not match its key",
+                seq=self.first_seq,
+            )
+        return envs
+
+    def _decode_one_by_one(self) -> list[Envelope]:
+        out = []
+        for i in range(self.count):
+            seq = self.first_seq + i
+            try:
+                out.append(_decode_envelope.decode(self.event_bytes(i)))
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+                raise CorruptionError(
+                    f"corrupt at seq {seq}: stored event does not decode ({exc})", seq=seq
+                ) from None
+        return out
+
+    def hashes(self, prev: bytes) -> list[bytes]:
+        """Per-event chain hashes, recomputed from the previous block's last hash."""
+        out = []
+        h = prev
+        for i in range(self.count):
+            h = chain_hash(h, self.first_seq + i, self.event_bytes(i))
+            out.append(h)
+        return out

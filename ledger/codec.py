@@ -1,0 +1,242 @@
+"""Bytes in and out: the JSON Lines wire form, canonical msgpack, timestamps.
+
+msgspec's JSON writes NaN/±inf as ``null`` and refuses the ``NaN`` token that Python's
+``json`` writes, so the wire spelling of non-finite numbers is ours (DESIGN §2): output
+uses the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; input accepts those strings
+in metric values and the bare tokens anywhere. Hashes and ids never see JSON: they use
+deterministic msgpack.
+
+Every decoder is wrapped so that only ``LedgerDecodeError`` escapes (msgspec raises
+``UnicodeDecodeError`` on invalid UTF-8 and ``RecursionError`` on deep nesting).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from .errors import LedgerDecodeError
+from .events import EVENT_TYPES, Envelope, Event, InputEvent
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_NESTING",
+    "decode_json_event",
+    "decode_json_lines",
+    "encode_canonical",
+    "event_from_obj",
+    "event_to_wire",
+    "format_ts",
+    "parse_ts",
+    "to_json_safe",
+]
+
+MAX_EVENT_BYTES = 1 << 20
+MAX_NESTING = 32
+
+_json_input = msgspec.json.Decoder(InputEvent)
+_canonical = msgspec.msgpack.Encoder(order="deterministic")
+_json_out = msgspec.json.Encoder(order="deterministic")
+_NONFINITE_IN = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_STRICT_BY_TYPE: dict[str, type] = {}
+
+
+def encode_canonical(obj: Any) -> bytes:
+    """Deterministic msgpack: the bytes that ids and hashes are computed over."""
+    return _canonical.encode(obj)
+
+
+# -- timestamps ---------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:?\d{2})$"
+)
+
+
+def parse_ts(value: str | float | int, *, field: str = "ts") -> int:
+    """An RFC 3339 string or Unix seconds, as integer microseconds UTC.
+
+    Raises ``LedgerDecodeError`` naming the field for anything else, including an RFC 3339
+    string without a UTC offset (a naive time is ambiguous and would make replays differ
+    between time zones).
+    """
+    if isinstance(value, bool):
+        raise LedgerDecodeError(f"`{field}` must be a timestamp, got a boolean", field=field)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise LedgerDecodeError(f"`{field}` must be a finite number of seconds", field=field)
+        return round(value * 1_000_000)
+    if not _RFC3339.match(value):
+        raise LedgerDecodeError(
+            f"`{field}` {value!r} is not an RFC 3339 time with an offset "
+            "(e.g. 2026-01-31T12:00:00Z) nor Unix seconds",
+            field=field,
+        )
+    text = value.replace("t", "T").replace(" ", "T").replace("z", "Z")
+    frac = ""
+    m = re.search(r"\.(\d+)", text)
+    if m:
+        frac = m.group(1)
+        text = text[: m.start()] + text[m.end() :]
+    text = text.replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise LedgerDecodeError(f"`{field}` {value!r}: {exc}", field=field) from None
+    delta = dt - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000
+    if frac:
+        micros += int((frac + "000000")[:6])
+    return micros
+
+
+def format_ts(micros: int) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``, independent of the local time zone."""
+    seconds, us = divmod(micros, 1_000_000)
+    dt = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
+
+
+# -- JSON input -------------------------------------------------------------------
+
+
+def _depth_ok(obj: Any, limit: int) -> bool:
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
+def _strict_type(tag: str) -> type | None:
+    if not _STRICT_BY_TYPE:
+        for cls in InputEvent.__args__:  # type: ignore[attr-defined]
+            _STRICT_BY_TYPE[cls.TYPE] = cls
+    return _STRICT_BY_TYPE.get(tag)
+
+
+def _fix_nonfinite_values(obj: Any) -> Any:
+    if isinstance(obj, dict) and obj.get("type") == "metrics_recorded":
+        values = obj.get("values")
+        if isinstance(values, dict):
+            obj["values"] = {
+                k: _NONFINITE_IN.get(v, v) if isinstance(v, str) else v for k, v in values.items()
+            }
+    return obj
+
+
+def _reject_constant(token: str) -> float:
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
+
+
+def _msg(exc: Exception) -> str:
+    text = str(exc)
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
+
+
+def event_from_obj(obj: Any) -> Event:
+    """A wire-form dict (already parsed) as a strict event. Raises ``LedgerDecodeError``."""
+    if not isinstance(obj, dict):
+        raise LedgerDecodeError(f"an event must be a JSON object, got {type(obj).__name__}")
+    tag = obj.get("type")
+    if tag is None:
+        raise LedgerDecodeError("missing field `type`", field="type")
+    cls = _strict_type(tag) if isinstance(tag, str) else None
+    if cls is None:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise LedgerDecodeError(f"unknown event type {tag!r} (known: {known})", field="type")
+    obj = _fix_nonfinite_values({k: v for k, v in obj.items() if k not in ("seq", "hash")})
+    try:
+        return msgspec.convert(obj, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        raise LedgerDecodeError(_msg(exc), event_type=tag, field=_path(exc)) from None
+    except RecursionError:
+        raise LedgerDecodeError(
+            f"nested deeper than {MAX_NESTING} levels", event_type=tag
+        ) from None
+
+
+def _path(exc: Exception) -> str | None:
+    m = re.search(r"at `\$\.?([^`]*)`", str(exc))
+    return m.group(1) if m else None
+
+
+def decode_json_event(line: bytes | str) -> Event:
+    """One JSON Lines record as a strict event.
+
+    The fast path is msgspec's typed decoder; only a line it refuses is re-parsed with
+    Python's ``json`` (which knows the ``NaN``/``Infinity`` tokens) to accept the
+    spellings DESIGN §2 allows and to produce an error that names the field.
+    """
+    try:
+        return _json_input.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as first:
+        try:
+            obj = json.loads(line, parse_constant=_reject_constant)
+        except RecursionError:
+            raise LedgerDecodeError(f"nested deeper than {MAX_NESTING} levels") from None
+        except (ValueError, UnicodeDecodeError):
+            raise LedgerDecodeError(f"invalid JSON: {_msg(first)}") from None
+        if isinstance(obj, dict) and not _depth_ok(obj, MAX_NESTING + 1):
+            raise LedgerDecodeError(
+                f"nested deeper than {MAX_NESTING} levels",
+                event_type=obj.get("type") if isinstance(obj.get("type"), str) else None,
+            ) from None
+        return event_from_obj(obj)
+
+
+def decode_json_lines(
+    lines: Iterable[bytes | str], *, source: str = "<stdin>"
+) -> Iterator[tuple[int, Event]]:
+    """(line number, event) for every non-blank line; errors say ``source:line``."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, decode_json_event(line)
+        except LedgerDecodeError as exc:
+            raise exc.located(f"{source}:{lineno}") from None
+
+
+# -- JSON output ------------------------------------------------------------------
+
+
+def to_json_safe(obj: Any) -> Any:
+    """Replace non-finite floats by their DESIGN §2 spellings, recursively."""
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: to_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_safe(v) for v in obj]
+    return obj
+
+
+def event_to_wire(env: Envelope, *, hash_hex: str | None = None) -> dict[str, Any]:
+    """The wire form of a stored event plus ``seq``, ``id``, ``ts`` and ``hash``."""
+    out = msgspec.to_builtins(env.event)
+    out["id"] = env.id
+    out["ts"] = format_ts(env.ts)
+    out["seq"] = env.seq
+    if hash_hex is not None:
+        out["hash"] = hash_hex
+    return to_json_safe(out)
+
+
+def dumps(obj: Any) -> bytes:
+    """Deterministic JSON (sorted keys) with the DESIGN §2 non-finite spelling."""
+    return _json_out.encode(to_json_safe(obj))

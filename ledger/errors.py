@@ -1,0 +1,135 @@
+"""The one exception tree of the ledger.
+
+Library code raises these; only ``cli`` turns them into ``error:`` lines and exit codes,
+so every message here is written to be read by a user: what, where, how to fix.
+
+    LedgerError
+    ├── LedgerNotFound            a path that holds no ledger (a typo must not start one)
+    ├── EventError                input refused; nothing of the batch was appended
+    │   ├── LedgerDecodeError     bytes or JSON that are not a valid event
+    │   ├── RuleViolation         a DESIGN §2 rule broken at append
+    │   │   └── IdempotencyConflict   same id, other content
+    │   └── EventTooLarge         over the size or nesting limit
+    ├── HeadMoved                 ``expected_head`` no longer matches (optimistic concurrency)
+    ├── StorageError              the store failed; the ledger is intact
+    │   ├── LedgerFull            map reached its ``max_size`` ceiling
+    │   ├── LedgerWriteFailed     disk full or I/O error at commit
+    │   └── CorruptionError       stored bytes do not match the hash chain
+    ├── ForkSafetyError           a Ledger used in a forked child
+    └── UnsafeLocation            network file system without the opt-in
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptionError",
+    "EventError",
+    "EventTooLarge",
+    "ForkSafetyError",
+    "HeadMoved",
+    "IdempotencyConflict",
+    "LedgerDecodeError",
+    "LedgerError",
+    "LedgerFull",
+    "LedgerNotFound",
+    "LedgerWriteFailed",
+    "RuleViolation",
+    "StorageError",
+    "UnsafeLocation",
+]
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+
+class LedgerNotFound(LedgerError):
+    pass
+
+
+class EventError(LedgerError):
+    """An input event was refused.
+
+    ``where`` is ``file:line`` (or ``batch[i]`` for API input), ``event_type`` the event's
+    tag when known, ``field`` the offending field when known. The message is composed as
+    ``where: type: detail`` so the CLI can print it as is.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        where: str | None = None,
+        event_type: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.detail = detail
+        self.where = where
+        self.event_type = event_type
+        self.field = field
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        parts = [p for p in (self.where, self.event_type) if p]
+        parts.append(self.detail)
+        return ": ".join(parts)
+
+    def located(self, where: str) -> EventError:
+        """Return a copy of this error that says where the event came from."""
+        err = type(self).__new__(type(self))
+        EventError.__init__(
+            err, self.detail, where=where, event_type=self.event_type, field=self.field
+        )
+        return err
+
+
+class LedgerDecodeError(EventError):
+    pass
+
+
+class RuleViolation(EventError):
+    pass
+
+
+class IdempotencyConflict(RuleViolation):
+    pass
+
+
+class EventTooLarge(EventError):
+    pass
+
+
+class HeadMoved(LedgerError):
+    def __init__(self, expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"the head moved: expected head seq {expected}, the ledger is at {actual}; "
+            "re-read the state and decide again"
+        )
+
+
+class StorageError(LedgerError):
+    pass
+
+
+class LedgerFull(StorageError):
+    pass
+
+
+class LedgerWriteFailed(StorageError):
+    pass
+
+
+class CorruptionError(StorageError):
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        self.seq = seq
+        super().__init__(message)
+
+
+class ForkSafetyError(LedgerError):
+    pass
+
+
+class UnsafeLocation(LedgerError):
+    pass

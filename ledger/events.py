@@ -1,0 +1,210 @@
+"""The event types of DESIGN §2 as one msgspec tagged union.
+
+Two families share every tag and field. The plain classes (``CaseCreated``...) are what
+the API takes and what stored bytes decode to; they ignore unknown fields so that a newer
+ledger's extra optional fields do not break an older reader. The ``Strict*`` subclasses
+forbid unknown fields and are used to decode *input*, where a misspelt field must be an
+error that names it. Encoding either gives the same bytes.
+
+What the ledger assigns (seq, id, ts, hash) lives in the ``Envelope`` around the
+client's event; ``id`` and ``ts`` appear on the event only as the client's optional
+input and are moved into the envelope at append.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+import msgspec
+from msgspec import Meta, Struct
+
+__all__ = [
+    "EVENT_TYPES",
+    "STATUSES",
+    "ArtifactRecorded",
+    "CaseCreated",
+    "EcoApplied",
+    "Envelope",
+    "Event",
+    "InputEvent",
+    "MetricsRecorded",
+    "Objective",
+    "RunFinished",
+    "RunInvalidated",
+    "RunStarted",
+    "SelectionRecorded",
+    "StudyCreated",
+]
+
+Name = Annotated[str, Meta(min_length=1, max_length=256)]
+NonNegative = Annotated[int, Meta(ge=0)]
+Number = Union[int, float]
+Timestamp = Union[str, float, None]
+Status = Literal["completed", "failed", "pruned", "timeout", "cancelled", "interrupted"]
+STATUSES: tuple[str, ...] = (
+    "completed",
+    "failed",
+    "pruned",
+    "timeout",
+    "cancelled",
+    "interrupted",
+)
+
+
+class Objective(Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    metric: Name
+    direction: Literal["min", "max"]
+
+
+class _Base(Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = ""
+    study: Name
+    id: Union[Name, None] = None
+    ts: Timestamp = None
+
+
+class StudyCreated(_Base, tag="study_created", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "study_created"
+    config: Union[dict[str, Any], None] = None
+    description: Union[str, None] = None
+    objectives: Union[list[Objective], None] = None
+    tags: Union[list[str], None] = None
+
+
+class CaseCreated(_Base, tag="case_created", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "case_created"
+    case: Name
+    parents: Union[list[Name], None] = None
+    stage: NonNegative = 0
+    params: Union[dict[str, Any], None] = None
+
+
+class EcoApplied(_Base, tag="eco_applied", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "eco_applied"
+    case: Name
+    parent: Name
+    eco: Name
+    eco_class: Union[str, None] = None
+    params: Union[dict[str, Any], None] = None
+    stage: Union[NonNegative, None] = None
+
+
+class RunStarted(_Base, tag="run_started", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "run_started"
+    case: Name
+    run: Name
+    attempt: Union[NonNegative, None] = None
+    seed: Union[int, None] = None
+    host: Union[str, None] = None
+    pid: Union[int, None] = None
+    config: Union[dict[str, Any], None] = None
+    provenance: Union[dict[str, Any], None] = None
+
+
+class MetricsRecorded(_Base, tag="metrics_recorded", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "metrics_recorded"
+    run: Name
+    values: dict[str, Number]
+    step: Union[NonNegative, None] = None
+
+
+class RunFinished(_Base, tag="run_finished", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "run_finished"
+    run: Name
+    status: Status
+    error: Union[str, None] = None
+    resources: Union[dict[str, Any], None] = None
+
+
+class RunInvalidated(_Base, tag="run_invalidated", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "run_invalidated"
+    run: Name
+    reason: str
+
+
+class ArtifactRecorded(_Base, tag="artifact_recorded", kw_only=True, omit_defaults=True, gc=False):
+    TYPE: ClassVar[str] = "artifact_recorded"
+    run: Name
+    name: Name
+    uri: str
+    sha256: Union[str, None] = None
+    bytes: Union[NonNegative, None] = None
+    media_type: Union[str, None] = None
+
+
+class SelectionRecorded(
+    _Base, tag="selection_recorded", kw_only=True, omit_defaults=True, gc=False
+):
+    TYPE: ClassVar[str] = "selection_recorded"
+    stage: NonNegative
+    survivors: list[Name]
+    policy: Union[dict[str, Any], None] = None
+    as_of: Union[NonNegative, None] = None
+
+
+Event = Union[
+    StudyCreated,
+    CaseCreated,
+    EcoApplied,
+    RunStarted,
+    MetricsRecorded,
+    RunFinished,
+    RunInvalidated,
+    ArtifactRecorded,
+    SelectionRecorded,
+]
+
+EVENT_TYPES: dict[str, type] = {
+    cls.TYPE: cls
+    for cls in (
+        StudyCreated,
+        CaseCreated,
+        EcoApplied,
+        RunStarted,
+        MetricsRecorded,
+        RunFinished,
+        RunInvalidated,
+        ArtifactRecorded,
+        SelectionRecorded,
+    )
+}
+
+
+def _strict(cls: type) -> type:
+    """A subclass of ``cls`` that refuses unknown fields, for decoding input."""
+    return msgspec.defstruct(
+        "Strict" + cls.__name__,
+        [],
+        bases=(cls,),
+        tag=cls.TYPE,
+        kw_only=True,
+        omit_defaults=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+
+
+_STRICT = {name: _strict(cls) for name, cls in EVENT_TYPES.items()}
+InputEvent = Union[tuple(_STRICT.values())]  # type: ignore[misc]
+
+
+class Envelope(Struct, array_like=True, gc=False):
+    """A stored event: what the ledger assigned, around what the client sent.
+
+    ``ts`` is integer microseconds since the Unix epoch, UTC. ``hash`` is not stored with
+    the event; readers that verify fill it in.
+    """
+
+    seq: int
+    id: str
+    ts: int
+    event: Event
+    hash: Union[bytes, None] = None
+
+    @property
+    def type(self) -> str:
+        return self.event.TYPE
+
+    @property
+    def study(self) -> str:
+        return self.event.study

@@ -1,0 +1,755 @@
+"""The ``Ledger``: atomic batch append with every rule, streamed reads, verify.
+
+An append is two phases. Outside the write lock, each event is decoded or validated,
+redacted, encoded to canonical msgpack and given its content digest and id — the CPU
+work that does not need the log. Inside one LMDB write transaction, the batch is checked
+against what the log holds (duplicates, rules), given gapless seqs, chained and stored
+as blocks; any refusal aborts the transaction, so a batch is all or nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from hashlib import blake2b
+from typing import Any, NamedTuple
+
+import msgspec
+
+from . import _lmdb
+from .blocks import GENESIS, BlockView, encode_block, seq_key
+from .codec import (
+    MAX_EVENT_BYTES,
+    MAX_NESTING,
+    _depth_ok,
+    _msg,
+    _path,
+    decode_json_lines,
+    encode_canonical,
+    event_from_obj,
+    parse_ts,
+)
+from .errors import (
+    CorruptionError,
+    EventError,
+    EventTooLarge,
+    HeadMoved,
+    IdempotencyConflict,
+    LedgerDecodeError,
+    LedgerError,
+    StorageError,
+)
+from .events import InputEvent, _Base
+from .redact import redact_fields
+from .rules import DUPLICATE, RefState, check_event, check_names, h16
+
+__all__ = ["FORMAT_VERSION", "AppendResult", "Head", "Ledger", "VerifyReport"]
+
+FORMAT_VERSION = 1
+BLOCK_MAX_EVENTS = 4096
+AUX_TABLES = ("checkpoints", "exports", "leases")
+
+_STRICT = frozenset(InputEvent.__args__)  # type: ignore[attr-defined]
+_validate = msgspec.msgpack.Decoder(InputEvent)
+_encode_head = msgspec.msgpack.Encoder().encode
+_REDACTABLE = {
+    "study_created": ("config",),
+    "case_created": ("params",),
+    "eco_applied": ("params",),
+    "run_started": ("config", "provenance"),
+}
+_NESTED = {
+    "study_created": ("config",),
+    "case_created": ("params",),
+    "eco_applied": ("params",),
+    "run_started": ("config", "provenance"),
+    "run_finished": ("resources",),
+    "selection_recorded": ("policy",),
+}
+
+
+class Head(NamedTuple):
+    seq: int
+    hash: str
+
+
+class AppendResult(msgspec.Struct, kw_only=True):
+    appended: int
+    duplicates: int
+    head_seq: int
+    head_hash: str
+    first_seq: int | None = None
+    redacted: list[str] = msgspec.field(default_factory=list)
+
+
+class VerifyReport(msgspec.Struct, kw_only=True):
+    ok: bool
+    events: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    error: str | None = None
+
+
+class _Prepared(NamedTuple):
+    event: Any
+    content: bytes
+    digest: bytes
+    id: str
+    key: bytes
+    id_enc: bytes
+    ts: int | None
+    pos: int
+
+
+class _Careful(Exception):
+    """Internal: redo the batch event by event (it holds duplicates or a refusal)."""
+
+
+def _validate_content(content: bytes, tag: str) -> None:
+    """Structs built in Python skip msgspec's constraints; decoding checks them."""
+    try:
+        _validate.decode(content)
+    except msgspec.ValidationError as exc:
+        raise LedgerDecodeError(_msg(exc), event_type=tag, field=_path(exc)) from None
+
+
+def id_key(event_id: str) -> bytes:
+    """Index key of an id: derived ids (32 hex digits) are their own digest."""
+    if len(event_id) == 32:
+        try:
+            return bytes.fromhex(event_id)
+        except ValueError:
+            pass
+    return blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class Ledger:
+    """An append-only event log on LMDB.
+
+    ``Ledger(path)`` opens (and by default creates) the ledger at ``path``; a path already
+    open in this process shares its environment. Use it as a context manager or call
+    ``close()``.
+
+    Raises ``LedgerNotFound`` when ``create=False`` and nothing is there, ``UnsafeLocation``
+    on a network file system, ``StorageError`` when the files are not a ledger.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "results.ledger",
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        max_size: int | None = None,
+        map_size: int | None = None,
+        allow_network_fs: bool = False,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.readonly = readonly
+        self.max_size = max_size
+        self._env = _lmdb.acquire(
+            self.path,
+            create=create and not readonly,
+            readonly=readonly,
+            map_size=map_size,
+            allow_network_fs=allow_network_fs,
+        )
+        self._dbs = self._env.dbs
+        self._closed = False
+        try:
+            self._meta = self._load_meta()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = "results.ledger", **kwargs: Any) -> Ledger:
+        return cls(path, **kwargs)
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _lmdb.release(self._env)
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.path!r})"
+
+    # -- meta ---------------------------------------------------------------------
+
+    def _load_meta(self) -> dict[str, Any]:
+        with self._env.read() as txn:
+            version = txn.get(b"format_version", db=self._dbs["meta"])
+            ledger_id = txn.get(b"ledger_id", db=self._dbs["meta"])
+        if version is None:
+            if self.readonly or self._env.readonly:
+                raise StorageError(f"{self.path} holds an LMDB file but no ledger meta")
+
+            def init(txn: Any) -> None:
+                db = self._dbs["meta"]
+                if txn.get(b"format_version", db=db) is None:
+                    _lmdb.put_checked(txn, b"format_version", str(FORMAT_VERSION).encode(), db=db)
+                    _lmdb.put_checked(txn, b"ledger_id", uuid.uuid4().hex.encode(), db=db)
+                    _lmdb.put_checked(txn, b"head_seq", seq_key(0), db=db)
+                    _lmdb.put_checked(txn, b"head_hash", GENESIS, db=db)
+
+            self._env.write(init, max_size=self.max_size)
+            return self._load_meta()
+        fv = int(bytes(version))
+        if fv > FORMAT_VERSION:
+            raise StorageError(
+                f"{self.path} was written by a newer version of results-ledger (format "
+                f"{fv}, this one reads up to {FORMAT_VERSION}); upgrade to read it"
+            )
+        return {"format_version": fv, "ledger_id": bytes(ledger_id).decode()}
+
+    @property
+    def ledger_id(self) -> str:
+        return self._meta["ledger_id"]
+
+    @property
+    def format_version(self) -> int:
+        return self._meta["format_version"]
+
+    def _head_in(self, txn: Any) -> tuple[int, bytes]:
+        db = self._dbs["meta"]
+        return int.from_bytes(bytes(txn.get(b"head_seq", db=db)), "big"), bytes(
+            txn.get(b"head_hash", db=db)
+        )
+
+    @property
+    def head(self) -> Head:
+        with self._env.read() as txn:
+            seq, h = self._head_in(txn)
+        return Head(seq, h.hex())
+
+    # -- append -------------------------------------------------------------------
+
+    def append(
+        self,
+        events: Iterable[Any],
+        *,
+        source: str | None = None,
+        redact: bool = True,
+        expected_head: int | None = None,
+        wheres: Sequence[str] | None = None,
+    ) -> AppendResult:
+        """Append ``events`` (wire-form dicts or event structs) as one atomic batch.
+
+        An event whose id is already in the log with the same content is a no-op counted
+        in ``duplicates``. ``expected_head`` makes the append conditional on the head seq
+        (optimistic concurrency). Raises ``EventError`` subclasses naming the event (by
+        ``wheres[i]``, else ``source`` and its position), ``HeadMoved``, ``LedgerFull``,
+        ``LedgerWriteFailed``; on any error nothing of the batch is appended.
+        """
+        if self.readonly:
+            raise StorageError(f"{self.path} is open read-only")
+        prepared, redacted = self._prepare(events, source=source, redact=redact, wheres=wheres)
+        where_of = self._where_of
+        try:
+            result = self._env.write(
+                lambda txn: self._commit(txn, prepared, expected_head, False, where_of),
+                max_size=self.max_size,
+            )
+        except _Careful:
+            result = self._env.write(
+                lambda txn: self._commit(txn, prepared, expected_head, True, where_of),
+                max_size=self.max_size,
+            )
+        result.redacted = redacted
+        return result
+
+    def append_jsonl(
+        self,
+        lines: Iterable[bytes | str],
+        *,
+        source: str = "<stdin>",
+        redact: bool = True,
+        expected_head: int | None = None,
+    ) -> AppendResult:
+        """Decode JSON Lines and append them as one batch; errors say ``source:line``."""
+        wheres: list[str] = []
+        events: list[Any] = []
+        for lineno, ev in decode_json_lines(lines, source=source):
+            wheres.append(f"{source}:{lineno}")
+            events.append(ev)
+        return self.append(events, redact=redact, expected_head=expected_head, wheres=wheres)
+
+    def _prepare(
+        self,
+        events: Iterable[Any],
+        *,
+        source: str | None,
+        redact: bool,
+        wheres: Sequence[str] | None,
+    ) -> tuple[list[_Prepared], list[str]]:
+        out: list[_Prepared] = []
+        redacted: list[str] = []
+        seen: set[str] = set()
+        replace = msgspec.structs.replace
+        encode = encode_canonical
+        strict = _STRICT
+
+        def where_of(i: int) -> str:
+            if wheres is not None:
+                return wheres[i]
+            return f"{source}[{i}]" if source else f"event {i + 1} of the batch"
+
+        for i, raw in enumerate(events):
+            try:
+                if type(raw) in strict:
+                    ev, validated = raw, True
+                elif isinstance(raw, dict):
+                    ev, validated = event_from_obj(raw), True
+                elif isinstance(raw, _Base):
+                    ev, validated = raw, False
+                else:
+                    raise LedgerDecodeError(
+                        f"expected an event (a dict or an event struct), got {type(raw).__name__}"
+                    )
+                client_id, client_ts = ev.id, ev.ts
+                if client_id is not None or client_ts is not None:
+                    ev = replace(ev, id=None, ts=None)
+                if ev.TYPE in _NESTED:
+                    ev = self._check_nested(ev, redact, redacted, where_of(i))
+                try:
+                    content = encode(ev)
+                except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+                    raise LedgerDecodeError(
+                        f"cannot encode event: {exc}", event_type=ev.TYPE
+                    ) from None
+                if not validated:
+                    _validate_content(content, ev.TYPE)
+                if len(content) > MAX_EVENT_BYTES:
+                    raise EventTooLarge(
+                        f"event is {len(content)} bytes encoded; the limit is "
+                        f"{MAX_EVENT_BYTES} bytes (1 MiB): store large data as an artifact",
+                        event_type=ev.TYPE,
+                    )
+                check_names(ev, seen)
+                ts = None if client_ts is None else parse_ts(client_ts)
+                digest = blake2b(content, digest_size=16).digest()
+                if client_id is None:
+                    eid = digest.hex()
+                    out.append(
+                        _Prepared(
+                            ev, content, digest, eid, digest, b"\xd9\x20" + eid.encode(), ts, i
+                        )
+                    )
+                else:
+                    out.append(
+                        _Prepared(
+                            ev,
+                            content,
+                            digest,
+                            client_id,
+                            id_key(client_id),
+                            _encode_head(client_id),
+                            ts,
+                            i,
+                        )
+                    )
+            except EventError as exc:
+                raise exc.located(where_of(i)) from None
+        self._where_of = where_of
+        return out, redacted
+
+    @staticmethod
+    def _check_nested(ev: Any, redact: bool, redacted: list[str], where: str) -> Any:
+        tag = ev.TYPE
+        for name in _NESTED[tag]:
+            value = getattr(ev, name)
+            if value is not None and not _depth_ok(value, MAX_NESTING - 1):
+                raise EventTooLarge(
+                    f"`{name}` nests deeper than {MAX_NESTING} levels",
+                    event_type=tag,
+                    field=name,
+                )
+        if redact and tag in _REDACTABLE:
+            changed, found = redact_fields((f, getattr(ev, f)) for f in _REDACTABLE[tag])
+            if changed:
+                ev = msgspec.structs.replace(ev, **changed)
+                redacted.extend(f"{where}: {p}" for p in found)
+        return ev
+
+    def _commit(
+        self,
+        txn: Any,
+        prepared: list[_Prepared],
+        expected_head: int | None,
+        careful: bool,
+        where_of: Any,
+    ) -> AppendResult:
+        """Check, number, chain and store one batch inside the write transaction.
+
+        The optimistic path (``careful=False``) assumes no event is a duplicate: it
+        inserts all ids at the end with one sorted ``putmulti`` and raises ``_Careful``
+        when that (or a rule) says otherwise, so the batch is redone event by event.
+        """
+        dbs = self._dbs
+        ids_db, refs_db, events_db = dbs["ids"], dbs["refs"], dbs["events"]
+        head_seq, head_hash = self._head_in(txn)
+        if expected_head is not None and expected_head != head_seq:
+            raise HeadMoved(expected_head, head_seq)
+        if not careful and len({p.key for p in prepared}) != len(prepared):
+            raise _Careful
+        state = RefState(lambda k: txn.get(k, db=refs_db))
+        runs = state.runs
+        now_enc = _encode_head(time.time_ns() // 1000)
+        seq, h = head_seq, head_hash
+        duplicates = 0
+        block_events: list[bytes] = []
+        block_hashes: list[bytes] = []
+        block_studies: set[str] = set()
+        id_items: list[tuple[bytes, bytes]] = []
+        first_seq: int | None = None
+        put, get = txn.put, txn.get
+        join = b"".join
+
+        def flush() -> None:
+            start = seq - len(block_events) + 1
+            _lmdb.put_checked(
+                txn,
+                seq_key(start),
+                encode_block(block_events, block_hashes),
+                db=events_db,
+                append=True,
+            )
+            for study in block_studies:
+                _lmdb.put_checked(txn, h16(study) + seq_key(start), b"", db=dbs["study_blocks"])
+            block_events.clear()
+            block_hashes.clear()
+            block_studies.clear()
+
+        for item in prepared:
+            nxt = seq + 1
+            seq8 = nxt.to_bytes(8, "big")
+            ev = item.event
+            if careful:
+                if not put(item.key, seq8 + item.digest, db=ids_db, overwrite=False):
+                    existing = get(item.key, db=ids_db)
+                    if existing is not None and bytes(existing[8:24]) == item.digest:
+                        duplicates += 1
+                        continue
+                    other = int.from_bytes(bytes(existing[:8]), "big") if existing else "?"
+                    raise IdempotencyConflict(
+                        f"id {item.id!r} is already in the log (seq {other}) with other "
+                        "content; a correction is a new event: give it another id, or none",
+                        where=where_of(item.pos),
+                        event_type=ev.TYPE,
+                        field="id",
+                    )
+            info = runs.get((ev.study, ev.run)) if ev.TYPE == "metrics_recorded" else None
+            if info is None or info[1]:
+                try:
+                    verdict = check_event(ev, nxt, item.digest, state)
+                except EventError as exc:
+                    if not careful:
+                        raise _Careful from None
+                    raise exc.located(where_of(item.pos)) from None
+                if verdict is DUPLICATE:
+                    if not careful:
+                        raise _Careful
+                    txn.delete(item.key, db=ids_db)
+                    duplicates += 1
+                    continue
+            stored = join(
+                (
+                    b"\x94\xcf",
+                    seq8,
+                    item.id_enc,
+                    now_enc if item.ts is None else _encode_head(item.ts),
+                    item.content,
+                )
+            )
+            h = blake2b(h + seq8 + stored, digest_size=32).digest()
+            if not careful:
+                id_items.append((item.key, seq8 + item.digest))
+            seq = nxt
+            if first_seq is None:
+                first_seq = nxt
+            block_events.append(stored)
+            block_hashes.append(h)
+            block_studies.add(ev.study)
+            if len(block_events) >= BLOCK_MAX_EVENTS:
+                flush()
+        if block_events:
+            flush()
+        if id_items:
+            id_items.sort()
+            consumed, added = txn.cursor(ids_db).putmulti(id_items, overwrite=False)
+            if added != consumed:
+                raise _Careful
+        for key, value in state.writes():
+            _lmdb.put_checked(txn, key, value, db=refs_db)
+        if seq != head_seq:
+            meta = dbs["meta"]
+            _lmdb.put_checked(txn, b"head_seq", seq_key(seq), db=meta)
+            _lmdb.put_checked(txn, b"head_hash", h, db=meta)
+        return AppendResult(
+            appended=seq - head_seq,
+            duplicates=duplicates,
+            head_seq=seq,
+            head_hash=h.hex(),
+            first_seq=first_seq,
+        )
+
+    # -- read ---------------------------------------------------------------------
+
+    def _blocks(self, txn: Any, after: int, study: str | None) -> Iterator[BlockView]:
+        """Blocks holding events with seq > ``after`` (of ``study`` when given), in order."""
+        events_db = self._dbs["events"]
+        if study is None:
+            found = _lmdb.block_at_or_before(txn, events_db, seq_key(after + 1))
+            start = found[0] if found else seq_key(0)
+            for key, value in _lmdb.cursor_iter_from(txn, events_db, start):
+                block = BlockView(int.from_bytes(key, "big"), value)
+                if block.last_seq > after:
+                    yield block
+            return
+        prefix = h16(study)
+        index = self._dbs["study_blocks"]
+        found = _lmdb.block_at_or_before(txn, index, prefix + seq_key(after + 1))
+        start = (
+            found[0] if found and bytes(found[0][:16]) == prefix else prefix + seq_key(after + 1)
+        )
+        for key, _ in _lmdb.cursor_iter_from(txn, index, start):
+            key = bytes(key)
+            if key[:16] != prefix:
+                return
+            first = key[16:]
+            value = txn.get(first, db=events_db)
+            if value is None:
+                raise CorruptionError(
+                    f"study index points at a missing block (seq {int.from_bytes(first, 'big')})"
+                )
+            block = BlockView(int.from_bytes(first, "big"), value)
+            if block.last_seq > after:
+                yield block
+
+    def _prev_hash(self, txn: Any, first_seq: int) -> bytes:
+        if first_seq <= 1:
+            return GENESIS
+        found = _lmdb.block_at_or_before(txn, self._dbs["events"], seq_key(first_seq - 1))
+        if found is None:
+            raise CorruptionError(f"no block before seq {first_seq}", seq=first_seq)
+        return BlockView(int.from_bytes(found[0], "big"), found[1]).last_hash
+
+    def read_batches(
+        self,
+        since: int = 0,
+        until: int | None = None,
+        *,
+        study: str | None = None,
+        types: Iterable[str] | None = None,
+        with_hashes: bool = False,
+        chunk_blocks: int = 64,
+    ) -> Iterator[list[Any]]:
+        """Envelopes with ``since < seq <= until`` in seq order, a list per chunk of blocks.
+
+        Each chunk is read in its own short read transaction, so a slow consumer never
+        pins the store; the upper bound is fixed at the head when the read starts.
+        """
+        self._env.check_pid()
+        type_set = frozenset(types) if types is not None else None
+        limit = self.head.seq if until is None else min(until, self.head.seq)
+        pos = max(since, 0)
+        prev: bytes | None = None
+        while pos < limit:
+            out: list[Any] = []
+            with self._env.read() as txn:
+                taken = 0
+                for block in self._blocks(txn, pos, study):
+                    if block.first_seq > limit:
+                        pos = limit
+                        break
+                    envs = block.decode()
+                    if with_hashes:
+                        if prev is None or study is not None:
+                            prev = self._prev_hash(txn, block.first_seq)
+                        for env, hh in zip(envs, block.hashes(prev)):
+                            env.hash = hh
+                        prev = block.last_hash
+                    lo = max(0, pos + 1 - block.first_seq)
+                    hi = min(block.count, limit - block.first_seq + 1)
+                    if lo or hi < block.count:
+                        envs = envs[lo:hi]
+                    if study is not None:
+                        envs = [e for e in envs if e.event.study == study]
+                    if type_set is not None:
+                        envs = [e for e in envs if e.event.TYPE in type_set]
+                    out.extend(envs)
+                    pos = min(block.last_seq, limit)
+                    taken += 1
+                    if taken >= chunk_blocks:
+                        break
+                else:
+                    pos = limit
+            if out:
+                yield out
+
+    def read(
+        self,
+        since: int = 0,
+        until: int | None = None,
+        *,
+        study: str | None = None,
+        types: Iterable[str] | None = None,
+        with_hashes: bool = False,
+    ) -> Iterator[Any]:
+        """Stream envelopes with ``since < seq <= until`` in seq order."""
+        for batch in self.read_batches(
+            since, until, study=study, types=types, with_hashes=with_hashes
+        ):
+            yield from batch
+
+    def hash_at(self, seq: int) -> str:
+        """The chain hash after event ``seq`` (``GENESIS`` for 0)."""
+        if seq <= 0:
+            return GENESIS.hex()
+        with self._env.read() as txn:
+            head_seq, _ = self._head_in(txn)
+            if seq > head_seq:
+                raise LedgerError(f"seq {seq} is past the head ({head_seq})")
+            found = _lmdb.block_at_or_before(txn, self._dbs["events"], seq_key(seq))
+            if found is None:
+                raise CorruptionError(f"no block holds seq {seq}", seq=seq)
+            block = BlockView(int.from_bytes(found[0], "big"), found[1])
+            if seq == block.last_seq:
+                return block.last_hash.hex()
+            return block.hashes(self._prev_hash(txn, block.first_seq))[seq - block.first_seq].hex()
+
+    def studies(self) -> list[str]:
+        """Every study name, in code-point order."""
+        names = []
+        with self._env.read() as txn:
+            for key, value in _lmdb.cursor_iter_from(txn, self._dbs["refs"], b"N"):
+                if bytes(key[:1]) != b"N":
+                    break
+                names.append(bytes(value).decode())
+        return sorted(names)
+
+    def has_study(self, study: str) -> bool:
+        with self._env.read() as txn:
+            return txn.get(b"S" + h16(study), db=self._dbs["refs"]) is not None
+
+    # -- integrity ------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Recompute the whole chain; name the first bad seq. Never raises on corruption."""
+        events = 0
+        h = GENESIS
+        expected = 1
+        try:
+            with self._env.read() as txn:
+                head_seq, head_hash = self._head_in(txn)
+                for key, value in _lmdb.cursor_iter_from(txn, self._dbs["events"], seq_key(0)):
+                    first = int.from_bytes(bytes(key), "big")
+                    if first != expected:
+                        return self._bad(events, head_seq, head_hash, expected, "missing events")
+                    block = BlockView(first, value)
+                    envs = block.decode()
+                    for i in range(block.count):
+                        seq = first + i
+                        h = blake2b(
+                            h + seq.to_bytes(8, "big") + bytes(block.event_bytes(i)),
+                            digest_size=32,
+                        ).digest()
+                        if h[:8] != block.prefix(i) or envs[i].seq != seq:
+                            return self._bad(events, head_seq, head_hash, seq, "hash mismatch")
+                        events += 1
+                    if h != block.last_hash:
+                        return self._bad(
+                            events, head_seq, head_hash, block.last_seq, "block hash mismatch"
+                        )
+                    expected = block.last_seq + 1
+                if events != head_seq:
+                    return self._bad(
+                        events,
+                        head_seq,
+                        head_hash,
+                        min(events, head_seq) + 1,
+                        f"the log holds {events} events but the head says {head_seq}",
+                    )
+                if h != head_hash:
+                    return self._bad(events, head_seq, head_hash, head_seq, "head hash mismatch")
+        except CorruptionError as exc:
+            seq = exc.seq if exc.seq is not None else expected
+            return VerifyReport(
+                ok=False,
+                events=events,
+                head_seq=-1,
+                head_hash="",
+                first_bad_seq=seq,
+                error=f"corrupt at seq {seq}: {exc}",
+            )
+        except LedgerError as exc:
+            return VerifyReport(
+                ok=False,
+                events=events,
+                head_seq=-1,
+                head_hash="",
+                first_bad_seq=expected,
+                error=f"storage error: {exc}",
+            )
+        return VerifyReport(ok=True, events=events, head_seq=head_seq, head_hash=head_hash.hex())
+
+    @staticmethod
+    def _bad(events: int, head_seq: int, head_hash: bytes, seq: int, why: str) -> VerifyReport:
+        return VerifyReport(
+            ok=False,
+            events=events,
+            head_seq=head_seq,
+            head_hash=head_hash.hex(),
+            first_bad_seq=seq,
+            error=f"corrupt at seq {seq}: {why}",
+        )
+
+    # -- tables outside the event log ----------------------------------------------
+
+    def _aux(self, table: str) -> Any:
+        if table not in AUX_TABLES:
+            raise LedgerError(f"unknown table {table!r} (known: {', '.join(AUX_TABLES)})")
+        return self._dbs[table]
+
+    def aux_put(self, table: str, key: bytes, value: bytes) -> None:
+        """Write to a table outside the event log (checkpoints, export journal, leases)."""
+        db = self._aux(table)
+        self._env.write(
+            lambda txn: _lmdb.put_checked(txn, key, value, db=db), max_size=self.max_size
+        )
+
+    def aux_delete(self, table: str, key: bytes) -> None:
+        db = self._aux(table)
+        self._env.write(lambda txn: txn.delete(key, db=db), max_size=self.max_size)
+
+    def aux_get(self, table: str, key: bytes) -> bytes | None:
+        with self._env.read() as txn:
+            value = txn.get(key, db=self._aux(table))
+            return None if value is None else bytes(value)
+
+    def aux_items(self, table: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        db = self._aux(table)
+        out = []
+        with self._env.read() as txn:
+            for key, value in _lmdb.cursor_iter_from(txn, db, prefix):
+                key = bytes(key)
+                if not key.startswith(prefix):
+                    break
+                out.append((key, bytes(value)))
+        return out
+
+    def storage_info(self) -> dict[str, Any]:
+        info = self._env.info()
+        with self._env.read() as txn:
+            info["ids"] = txn.stat(self._dbs["ids"])["entries"]
+            info["blocks"] = txn.stat(self._dbs["events"])["entries"]
+        return info

@@ -1,0 +1,307 @@
+"""The append-time rules of DESIGN §2, checked inside the write transaction.
+
+``RefState`` is a read-through cache over the ``refs`` table (studies, cases, runs) for
+one transaction: the rules read what earlier batches and earlier events of this batch
+established, and the changes are written back when the batch commits. Nothing here does
+I/O of its own; the store hands in ``get``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+
+from .errors import RuleViolation
+from .events import (
+    ArtifactRecorded,
+    CaseCreated,
+    EcoApplied,
+    MetricsRecorded,
+    RunFinished,
+    RunInvalidated,
+    RunStarted,
+    SelectionRecorded,
+    StudyCreated,
+)
+
+__all__ = ["DUPLICATE", "RefState", "check_event", "check_names"]
+
+DUPLICATE = object()
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.decode
+
+
+def h16(*parts: str) -> bytes:
+    return blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class RefState:
+    """Studies, cases and runs as the rules need them: ``[digest, seq]`` per study,
+    ``[stage, seq]`` per case, ``[case, closed_seq, status, invalidated_seq]`` per run."""
+
+    __slots__ = ("_get", "cache", "dirty", "new_studies", "runs")
+
+    def __init__(self, get: Callable[[bytes], bytes | None]) -> None:
+        self._get = get
+        self.cache: dict[bytes, Any] = {}
+        self.dirty: dict[bytes, Any] = {}
+        self.new_studies: dict[bytes, str] = {}
+        self.runs: dict[tuple[str, str], Any] = {}
+
+    def _lookup(self, key: bytes) -> Any:
+        try:
+            return self.cache[key]
+        except KeyError:
+            raw = self._get(key)
+            value = None if raw is None else _unpack(bytes(raw))
+            self.cache[key] = value
+            return value
+
+    def _set(self, key: bytes, value: Any) -> None:
+        self.cache[key] = value
+        self.dirty[key] = value
+
+    def study(self, study: str) -> Any:
+        return self._lookup(b"S" + h16(study))
+
+    def case(self, study: str, case: str) -> Any:
+        return self._lookup(b"C" + h16(study, case))
+
+    def run(self, study: str, run: str) -> Any:
+        # Metrics events look their run up once each: memoise the key derivation too.
+        try:
+            return self.runs[(study, run)]
+        except KeyError:
+            value = self.runs[(study, run)] = self._lookup(b"R" + h16(study, run))
+            return value
+
+    def set_run(self, study: str, run: str, value: Any) -> None:
+        self.runs[(study, run)] = value
+        self._set(b"R" + h16(study, run), value)
+
+    def writes(self) -> list[tuple[bytes, bytes]]:
+        out = [(k, _pack(v)) for k, v in self.dirty.items()]
+        out.extend((b"N" + k[1:], name.encode()) for k, name in self.new_studies.items())
+        out.sort()
+        return out
+
+
+_NAME_FIELDS = {
+    "study_created": ("study",),
+    "case_created": ("study", "case"),
+    "eco_applied": ("study", "case", "parent"),
+    "run_started": ("study", "case", "run"),
+    "metrics_recorded": ("study", "run"),
+    "run_finished": ("study", "run"),
+    "run_invalidated": ("study", "run"),
+    "artifact_recorded": ("study", "run"),
+    "selection_recorded": ("study",),
+}
+
+
+def check_names(ev: Any, seen: set[str] | None = None) -> None:
+    """Ids are printable (no control characters); msgspec already bounds their length.
+
+    ``seen`` remembers names already found printable, so a batch of metrics for a few
+    runs checks each name once.
+    """
+    for field in _NAME_FIELDS[ev.TYPE]:
+        value = getattr(ev, field)
+        if seen is not None:
+            if value in seen:
+                continue
+            seen.add(value)
+        if not value.isprintable():
+            raise RuleViolation(
+                f"`{field}` {value!r} contains control characters; ids are 1-256 printable "
+                "characters",
+                event_type=ev.TYPE,
+                field=field,
+            )
+    if ev.TYPE not in ("case_created", "selection_recorded"):
+        return
+    for field in ("parents", "survivors"):
+        for i, value in enumerate(getattr(ev, field, None) or ()):
+            if not value.isprintable():
+                raise RuleViolation(
+                    f"`{field}[{i}]` {value!r} contains control characters",
+                    event_type=ev.TYPE,
+                    field=f"{field}[{i}]",
+                )
+
+
+def _fail(ev: Any, message: str, field: str | None = None) -> RuleViolation:
+    return RuleViolation(message, event_type=ev.TYPE, field=field)
+
+
+def _need_study(ev: Any, state: RefState) -> None:
+    if state.study(ev.study) is None:
+        raise _fail(
+            ev,
+            f"study {ev.study!r} does not exist; append its study_created first",
+            "study",
+        )
+
+
+def _need_open_run(ev: Any, state: RefState, *, allow_closed: bool = False) -> list[Any]:
+    info = state.run(ev.study, ev.run)
+    if info is None:
+        _need_study(ev, state)
+        raise _fail(
+            ev,
+            f"run {ev.run!r} does not exist in study {ev.study!r}; append its run_started first",
+            "run",
+        )
+    if info[1] and not allow_closed:
+        raise _fail(
+            ev,
+            f"run {ev.run!r} is already finished (run_finished with status {info[2]!r} at "
+            f"seq {info[1]})",
+            "run",
+        )
+    return info
+
+
+def _check_study(ev: StudyCreated, seq: int, digest: bytes, state: RefState) -> Any:
+    info = state.study(ev.study)
+    if info is not None:
+        if info[0] == digest:
+            return DUPLICATE
+        raise _fail(
+            ev,
+            f"study {ev.study!r} already exists (created at seq {info[1]}) with other "
+            "content; a study is created once",
+            "study",
+        )
+    key = b"S" + h16(ev.study)
+    state._set(key, [digest, seq])
+    state.new_studies[key] = ev.study
+    return None
+
+
+def _new_case(ev: Any, seq: int, state: RefState, stage: int) -> None:
+    existing = state.case(ev.study, ev.case)
+    if existing is not None:
+        raise _fail(
+            ev,
+            f"case {ev.case!r} already exists in study {ev.study!r} (created at seq "
+            f"{existing[1]}); case ids are unique within a study",
+            "case",
+        )
+    state._set(b"C" + h16(ev.study, ev.case), [stage, seq])
+
+
+def _check_case(ev: CaseCreated, seq: int, digest: bytes, state: RefState) -> None:
+    _need_study(ev, state)
+    for i, parent in enumerate(ev.parents or ()):
+        if parent == ev.case:
+            raise _fail(ev, f"case {ev.case!r} lists itself as a parent", f"parents[{i}]")
+        if state.case(ev.study, parent) is None:
+            raise _fail(
+                ev,
+                f"parent case {parent!r} does not exist in study {ev.study!r}; "
+                "create parents before their children",
+                f"parents[{i}]",
+            )
+    _new_case(ev, seq, state, ev.stage)
+
+
+def _check_eco(ev: EcoApplied, seq: int, digest: bytes, state: RefState) -> None:
+    _need_study(ev, state)
+    parent = state.case(ev.study, ev.parent)
+    if parent is None:
+        raise _fail(
+            ev,
+            f"parent case {ev.parent!r} does not exist in study {ev.study!r}; "
+            "create parents before their children",
+            "parent",
+        )
+    if ev.parent == ev.case:
+        raise _fail(ev, f"case {ev.case!r} cannot be its own parent", "parent")
+    _new_case(ev, seq, state, parent[0] + 1 if ev.stage is None else ev.stage)
+
+
+def _check_run_started(ev: RunStarted, seq: int, digest: bytes, state: RefState) -> None:
+    _need_study(ev, state)
+    if state.case(ev.study, ev.case) is None:
+        raise _fail(
+            ev,
+            f"case {ev.case!r} does not exist in study {ev.study!r}; append its "
+            "case_created (or eco_applied) first",
+            "case",
+        )
+    existing = state.run(ev.study, ev.run)
+    if existing is not None:
+        raise _fail(
+            ev,
+            f"run {ev.run!r} already exists in study {ev.study!r} (case {existing[0]!r}); "
+            "run ids are unique within a study",
+            "run",
+        )
+    state.set_run(ev.study, ev.run, [ev.case, 0, None, 0])
+
+
+def _check_metrics(ev: MetricsRecorded, seq: int, digest: bytes, state: RefState) -> None:
+    _need_open_run(ev, state)
+
+
+def _check_finished(ev: RunFinished, seq: int, digest: bytes, state: RefState) -> None:
+    info = _need_open_run(ev, state)
+    state.set_run(ev.study, ev.run, [info[0], seq, ev.status, info[3]])
+
+
+def _check_invalidated(ev: RunInvalidated, seq: int, digest: bytes, state: RefState) -> None:
+    info = _need_open_run(ev, state, allow_closed=True)
+    if not info[1]:
+        raise _fail(
+            ev,
+            f"run {ev.run!r} is not finished; only a finished run can be invalidated "
+            "(finish it first, e.g. with status 'cancelled')",
+            "run",
+        )
+    if info[3]:
+        raise _fail(ev, f"run {ev.run!r} was already invalidated at seq {info[3]}", "run")
+    state.set_run(ev.study, ev.run, [info[0], info[1], info[2], seq])
+
+
+def _check_artifact(ev: ArtifactRecorded, seq: int, digest: bytes, state: RefState) -> None:
+    _need_open_run(ev, state, allow_closed=True)
+
+
+def _check_selection(ev: SelectionRecorded, seq: int, digest: bytes, state: RefState) -> None:
+    _need_study(ev, state)
+    for i, case in enumerate(ev.survivors):
+        if state.case(ev.study, case) is None:
+            raise _fail(
+                ev,
+                f"survivor {case!r} is not a case of study {ev.study!r}",
+                f"survivors[{i}]",
+            )
+    if ev.as_of is not None and ev.as_of >= seq:
+        raise _fail(
+            ev,
+            f"as_of {ev.as_of} is not before this event's seq {seq}; a decision is made at a "
+            "position already in the log",
+            "as_of",
+        )
+
+
+_CHECKS: dict[str, Callable[..., Any]] = {
+    "study_created": _check_study,
+    "case_created": _check_case,
+    "eco_applied": _check_eco,
+    "run_started": _check_run_started,
+    "metrics_recorded": _check_metrics,
+    "run_finished": _check_finished,
+    "run_invalidated": _check_invalidated,
+    "artifact_recorded": _check_artifact,
+    "selection_recorded": _check_selection,
+}
+
+
+def check_event(ev: Any, seq: int, digest: bytes, state: RefState) -> Any:
+    """Apply one event's rule; returns ``DUPLICATE`` when the event is a no-op."""
+    return _CHECKS[ev.TYPE](ev, seq, digest, state)
