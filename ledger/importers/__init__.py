@@ -7,3 +7,21 @@ imported lazily, only when their importer runs.
 """
 
 from __future__ import annotations
+
+from .common import ImportError_, ImportResult, ImportSourceError, MissingDependency
+from .csv_import import read_csv_long, read_csv_wide
+from .mlflow_import import read_mlflow
+from .optuna_import import read_optuna
+from .orfs import read_orfs
+
+__all__ = [
+    "ImportError_",
+    "ImportResult",
+    "ImportSourceError",
+    "MissingDependency",
+    "read_csv_long",
+    "read_csv_wide",
+    "read_mlflow",
+    "read_optuna",
+    "read_orfs",
+]

@@ -177,7 +177,7 @@ def _zone(name: str) -> timezone | Any:
     if name.upper() in ("UTC", "Z"):
         return timezone.utc
     try:
-        from zoneinfo import ZoneInfo  # noqa: PLC0415 - stdlib, only when a zone is named
+        from zoneinfo import ZoneInfo
 
         return ZoneInfo(name)
     except Exception as exc:  # ZoneInfoNotFoundError, ValueError

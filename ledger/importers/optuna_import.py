@@ -43,7 +43,7 @@ STATE_STATUS = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
 
 def _optuna() -> Any:
     try:
-        import optuna  # noqa: PLC0415 - optional peer, imported only when used
+        import optuna
     except ImportError as exc:
         raise MissingDependency("Optuna", "optuna", exc) from None
     return optuna
@@ -243,7 +243,12 @@ def read_optuna(
                 events.append(ev)
                 counts["metric_values"] += len(final)
 
-        fin: dict[str, Any] = {"type": "run_finished", "study": target, "run": name, "status": status}
+        fin: dict[str, Any] = {
+            "type": "run_finished",
+            "study": target,
+            "run": name,
+            "status": status,
+        }
         reason = trial.system_attrs.get("fail_reason") if trial.system_attrs else None
         if status == "failed" and isinstance(reason, str):
             fin["error"] = reason
