@@ -247,7 +247,7 @@ def _categorical(name: str, col: np.ndarray, mask: np.ndarray, confidence: float
     elif fails == 0 or fails == total:
         warns.append("no failures" if fails == 0 else "every run failed")
     else:
-        table = np.stack([n - k, k], axis=1)
+        table = np.stack([k, n - k], axis=1)  # [failed, ok]: odds ratio > 1 = level 1 fails more
         expected = n[:, None] * table.sum(axis=0)[None, :] / total
         chi2_plain = float(((table - expected) ** 2 / expected).sum())
         strength = math.sqrt(chi2_plain / (total * (min(g, 2) - 1)))
@@ -394,9 +394,7 @@ class BurstResult(Result, frozen=True, kw_only=True):
     warnings: tuple[str, ...] = ()
 
 
-def bursts(
-    positions: Any, failed: Any, *, window: int = 20, alpha: float = 0.01
-) -> BurstResult:
+def bursts(positions: Any, failed: Any, *, window: int = 20, alpha: float = 0.01) -> BurstResult:
     """Find stretches where failures cluster in time.
 
     Runs are ordered by ``positions`` (e.g. the seq of their ``run_finished``). Every
@@ -482,7 +480,12 @@ def bursts(
 # ------------------------------------------------------------------------ top errors
 
 _NORMALISERS = (
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+        ),
+        "<uuid>",
+    ),
     (re.compile(r"(?:\b[A-Za-z]:[\\/]|~?/|\.{1,2}/)[^\s:'\",()\[\]{}<>]*"), "<path>"),
     (re.compile(r"\b0[xX][0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),

@@ -384,9 +384,7 @@ def bounds(
         if b is not None and math.isnan(float(b)):
             raise AnalyticsError(f"{name} must be a number or None, got NaN", argument=name)
     if low is not None and high is not None and float(low) > float(high):
-        raise AnalyticsError(
-            f"low ({low!r}) is above high ({high!r}); swap them", argument="low"
-        )
+        raise AnalyticsError(f"low ({low!r}) is above high ({high!r}); swap them", argument="low")
     x = as_values(values)
     codes = np.zeros(x.shape[0], dtype=np.intp)
     lo = np.array([-np.inf if low is None else float(low)])

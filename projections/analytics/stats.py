@@ -217,7 +217,7 @@ class SortedGroups:
         order = np.lexsort((xc, cc))
         self.values = xc[order]
         self.counts = np.bincount(cc, minlength=ngroups)
-        self.starts = np.concatenate(([0], np.cumsum(self.counts)[:-1])).astype(np.intp)
+        self.starts = (np.cumsum(self.counts) - self.counts).astype(np.intp)
         self.ngroups = ngroups
 
 
