@@ -91,11 +91,14 @@ def unneutralise_cell(text: str) -> str:
 
 
 def neutralise_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """:func:`neutralise_cell` over an Arrow string column, with two regex kernels.
+    """:func:`neutralise_cell` over an Arrow string column, without a per-row Python loop.
 
-    Nulls stay null; a column with no triggered cell is returned as it is (no copy).
-    Dictionary columns are neutralised in their dictionary only.
+    The first byte of every value is read straight from the Arrow buffers with numpy;
+    only rows starting with a trigger or ``'`` go through the two regex kernels, so a
+    clean column costs one pass over its offsets and is returned as it is (no copy).
+    Nulls stay null; dictionary columns are neutralised in their dictionary only.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -107,15 +110,52 @@ def neutralise_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
         )
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.string())
-    triggered = pc.match_substring_regex(arr, _TRIGGERED_RE)
-    if not pc.any(triggered).as_py():
+    if len(arr) == 0:
         return arr
-    numeric = pc.match_substring_regex(arr, _NEGATIVE_NUMBER_RE)
-    mask = pc.and_kleene(triggered, pc.invert(numeric))
-    if not pc.any(mask).as_py():
+    candidates = _first_byte_in(arr, _CANDIDATE_BYTES)
+    if not candidates.any():
         return arr
-    prefixed = pc.binary_join_element_wise("'", pc.filter(arr, mask), "")
-    return pc.replace_with_mask(arr, pc.fill_null(mask, False), prefixed)
+    sel = pa.array(candidates)
+    subset = pc.filter(arr, sel)
+    triggered = pc.match_substring_regex(subset, _TRIGGERED_RE)
+    numeric = pc.match_substring_regex(subset, _NEGATIVE_NUMBER_RE)
+    hit = pc.fill_null(pc.and_(triggered, pc.invert(numeric)), False).to_numpy(zero_copy_only=False)
+    if not hit.any():
+        return arr
+    rows = np.flatnonzero(candidates)[hit]
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[rows] = True
+    quote, empty = pa.scalar("'", arr.type), pa.scalar("", arr.type)
+    prefixed = pc.binary_join_element_wise(quote, pc.filter(subset, pa.array(hit)), empty)
+    return pc.replace_with_mask(arr, pa.array(mask), prefixed)
+
+
+_CANDIDATE_BYTES = b"=+-@\t\r\n\x00'"
+
+
+def _first_byte_in(arr: pa.Array, byte_set: bytes) -> Any:
+    """Which non-null, non-empty values of a string array start with one of ``byte_set``."""
+    import numpy as np
+    import pyarrow as pa
+
+    offset_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(
+        offsets_buf,
+        dtype=offset_type,
+        count=len(arr) + 1,
+        offset=arr.offset * np.dtype(offset_type).itemsize,
+    )
+    starts, ends = offsets[:-1], offsets[1:]
+    nonempty = ends > starts
+    if data_buf is None or not nonempty.any():
+        return np.zeros(len(arr), dtype=bool)
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    first = data[np.where(nonempty, starts, 0)]
+    out = nonempty & np.isin(first, np.frombuffer(byte_set, dtype=np.uint8))
+    if arr.null_count:
+        out &= arr.is_valid().to_numpy(zero_copy_only=False)
+    return out
 
 
 # --------------------------------------------------------------------------- names
@@ -197,7 +237,9 @@ def assign_folder_names(names: Iterable[str], max_length: int = MAX_NAME_LENGTH)
         if length > 64:  # distinct names with equal BLAKE2b-256 digests: not on this planet
             raise ExportError(f"cannot give distinct folder names to {clashing!r}")
         for original in clashing:
-            final[original] = _with_suffix(safe_name(original, max_length), original, length, max_length)
+            final[original] = _with_suffix(
+                safe_name(original, max_length), original, length, max_length
+            )
         length *= 2
 
 

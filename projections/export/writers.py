@@ -214,28 +214,44 @@ def write_csv(table: pa.Table, path: PathLike, *, batch_rows: int = CSV_BATCH_RO
     Header row; every non-null field quoted (quotes doubled); ``\\n`` line ends; UTF-8
     without BOM; nulls as empty unquoted fields (so an empty string ``""`` stays
     distinct); floats in ``repr`` form; text cells and header names neutralised
-    against formula injection. Formatting is column-wise per batch; Arrow's CSV writer
-    does the quoting.
+    against formula injection. Columns are formatted per batch with Arrow kernels; one
+    worker thread formats the next batch while Arrow's CSV writer (which does the
+    quoting) writes the current one, so at most two formatted batches are in memory
+    and the output order never depends on the threads.
 
     Raises:
-        ExportError: a column type CSV cannot hold.
+        ExportError: a column type CSV cannot hold (before the file is created).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    names = [neutralise_cell(n) for n in table.column_names]
-    schema = pa.schema([pa.field(n, pa.string()) for n in names])
-    for i, name in enumerate(table.column_names):  # fail before the file exists
+    names = table.column_names
+    schema = pa.schema([pa.field(neutralise_cell(n), pa.string()) for n in names])
+    for i, name in enumerate(names):  # refuse unsupported types before the file exists
         format_column(table.column(i).slice(0, 0).combine_chunks(), name=name)
+
+    def formatted(start: int) -> pa.RecordBatch:
+        part = table.slice(start, batch_rows)
+        columns = [
+            format_column(part.column(i).combine_chunks(), name=n) for i, n in enumerate(names)
+        ]
+        return pa.record_batch(columns, schema=schema)
+
     options = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
-    with pacsv.CSVWriter(os.fspath(path), schema, write_options=options) as writer:
-        for start in range(0, table.num_rows, batch_rows):
-            part = table.slice(start, batch_rows)
-            columns = [
-                format_column(part.column(i).combine_chunks(), name=name)
-                for i, name in enumerate(table.column_names)
-            ]
-            writer.write_batch(pa.record_batch(columns, schema=schema))
+    starts = list(range(0, table.num_rows, batch_rows))
+    with (
+        pacsv.CSVWriter(os.fspath(path), schema, write_options=options) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-format") as pool,
+    ):
+        pending = pool.submit(formatted, starts[0]) if starts else None
+        for following in starts[1:]:
+            batch = pending.result()  # type: ignore[union-attr]
+            pending = pool.submit(formatted, following)
+            writer.write_batch(batch)
+        if pending is not None:
+            writer.write_batch(pending.result())
     return table.num_rows
 
 
@@ -330,7 +346,9 @@ def to_jsonable(obj: Any) -> Any:
         out = {}
         for k, v in obj.items():
             if isinstance(k, bool) or not isinstance(k, (str, int)):
-                raise ExportError(f"JSON object keys must be strings; got {k!r} ({type(k).__name__})")
+                raise ExportError(
+                    f"JSON object keys must be strings; got {k!r} ({type(k).__name__})"
+                )
             out[str(k)] = to_jsonable(v)
         return out
     if isinstance(obj, (list, tuple)):
@@ -396,7 +414,9 @@ def _float_format(arr: pa.ChunkedArray) -> str:
     return "0.000000"
 
 
-def write_xlsx(sheets: Mapping[str, pa.Table], path: PathLike, spec: XlsxSpec | None = None) -> None:
+def write_xlsx(
+    sheets: Mapping[str, pa.Table], path: PathLike, spec: XlsxSpec | None = None
+) -> None:
     """Write one worksheet per table, in the mapping's order, with a reproducible zip.
 
     Text goes through ``write_string`` after neutralisation, so no cell is ever a
@@ -450,7 +470,9 @@ def write_xlsx(sheets: Mapping[str, pa.Table], path: PathLike, spec: XlsxSpec | 
             try:
                 ws = workbook.add_worksheet(sheet_name)
             except Exception as exc:  # xlsxwriter's InvalidWorksheetName & co.
-                raise ExportError(f"sheet name {sheet_name!r} is not valid in Excel: {exc}") from None
+                raise ExportError(
+                    f"sheet name {sheet_name!r} is not valid in Excel: {exc}"
+                ) from None
             _write_sheet(ws, table, header, fmt)
             n = table.num_rows
             if sheet_name == spec.ranking_sheet and spec.ranking_column and n:
@@ -524,7 +546,9 @@ def _write_sheet(ws: Any, table: pa.Table, header: Any, fmt: Any) -> None:
                 if math.isfinite(v):
                     ws.write_number(r, c, v, num)
                 else:
-                    ws.write_string(r, c, "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+                    ws.write_string(
+                        r, c, "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+                    )
             width = max(width, 12)
         elif pa.types.is_integer(t):
             num = fmt("0")
