@@ -1,0 +1,396 @@
+"""Pass/fail rules over each run's final metrics (OpenROAD ``rules*.json``), and time units.
+
+A pure function of its inputs: the caller (``ledger check``) folds the study into
+``{run_id: {metric: value}}`` (the final values in force) plus each run's attributes
+(its ``config`` merged with its case's params), and gets back a report.
+
+Rules come in the two forms OpenROAD-flow-scripts has used, both read here:
+
+- current: ``{"<field>": {"value": V, "compare": "<=", "level": "warning"?}}``
+- older:   ``{"rules": [{"field": F, "value": V, "compare": "<="}]}``
+
+Per run and rule the outcome is ``pass``, ``fail``, ``warn`` (a failed rule of level
+``warning``, which never fails the run) or ``not_evaluable`` (the run lacks the metric,
+the compare string is not an operator, or the rule's value is not comparable with the
+run's). A run fails when any rule of level error fails; NaN fails every comparison.
+
+Timing: asap7 and gf12 report time in ps, the other platforms in ns, as the runs'
+``run__flow__platform__time_units`` (older: ``...__timing_units``) says when present.
+``normalise_timing`` converts the timing metrics of each run to one unit and says, per
+run, which unit was read and whether it was assumed from the platform. ``check_runs``
+compares in the rules' unit when ``rules_time_unit`` is given (rules are written per
+platform, so by default values are compared as recorded).
+
+A metric is *timing* when its ``__``-separated name has a ``timing`` or ``clock``
+component and a ``_``-separated word among ws, wns, tns, slack, latency, skew, period,
+delay, slew, and no ``drv`` component (design-rule counts and ratios) and no word among
+count, percent, per, area, util, violation(s), cap, fanout (counts and ratios that sit
+under the same prefixes). E.g. ``finish__timing__setup__ws``, ``cts__clock__skew__hold``,
+``globalroute__timing__clock__period`` are timing; ``finish__timing__drv__max_slew`` (a
+count), ``finish__timing__wns_percent_delay`` (a ratio) are not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ledger.errors import LedgerError
+
+__all__ = [
+    "CheckReport",
+    "Rule",
+    "RuleResult",
+    "RulesError",
+    "RunCheck",
+    "TimeUnit",
+    "check_runs",
+    "evaluate",
+    "is_timing_metric",
+    "load_rules",
+    "normalise_timing",
+    "parse_rules",
+    "parse_time_unit",
+    "time_unit_of",
+]
+
+OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
+TIME_UNIT_KEYS = ("run__flow__platform__time_units", "run__flow__platform__timing_units")
+PLATFORM_KEYS = ("run__flow__platform", "platform")
+PLATFORM_TIME_UNIT = {"asap7": "ps", "gf12": "ps"}
+DEFAULT_TIME_UNIT = "ns"
+
+_TIME_WORDS = frozenset({"ws", "wns", "tns", "slack", "latency", "skew", "period", "delay", "slew"})
+_NOT_TIME_WORDS = frozenset(
+    {"count", "percent", "per", "area", "util", "violation", "violations", "cap", "fanout"}
+)
+_EXPONENT = {"fs": -15, "ps": -12, "ns": -9, "us": -6, "µs": -6, "ms": -3, "s": 0}
+_UNIT = re.compile(r"\s*(\d+(?:\.\d+)?)?\s*(fs|ps|ns|us|µs|ms|s)\s*")
+
+
+class RulesError(LedgerError):
+    """A rules file that cannot be read; names the file and the rule."""
+
+
+# -- rules -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    field: str
+    compare: str
+    value: Any
+    level: str = "error"
+
+
+def parse_rules(obj: Any, *, source: str = "<rules>") -> list[Rule]:
+    """Rules in either OpenROAD form, in file order. Raises ``RulesError`` naming the rule."""
+    if isinstance(obj, dict) and isinstance(obj.get("rules"), list) and len(obj) == 1:
+        items = []
+        for i, r in enumerate(obj["rules"]):
+            if not isinstance(r, dict) or not isinstance(r.get("field"), str):
+                raise RulesError(f"{source}: rules[{i}]: expected an object with a 'field'")
+            items.append((r["field"], r, f"rules[{i}]"))
+    elif isinstance(obj, dict):
+        items = [(k, v, k) for k, v in obj.items()]
+    else:
+        raise RulesError(f"{source}: expected a JSON object of rules, got {type(obj).__name__}")
+    out = []
+    for name, spec, where in items:
+        if not isinstance(spec, dict) or "value" not in spec or "compare" not in spec:
+            raise RulesError(
+                f"{source}: {where}: a rule needs 'value' and 'compare' "
+                '(e.g. {"value": 0, "compare": "<="})'
+            )
+        level = spec.get("level", "error")
+        if level not in ("error", "warning"):
+            raise RulesError(f"{source}: {where}: level {level!r} is not 'warning' or 'error'")
+        out.append(Rule(name, str(spec["compare"]), spec["value"], level))
+    return out
+
+
+def load_rules(path: str | os.PathLike[str]) -> list[Rule]:
+    """Read a rules file. Raises ``RulesError`` for an unreadable or malformed file."""
+    try:
+        with open(path, "rb") as fh:
+            obj = json.load(fh)
+    except OSError as exc:
+        raise RulesError(f"{os.fspath(path)}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise RulesError(f"{os.fspath(path)}: invalid JSON: {exc}") from None
+    return parse_rules(obj, source=os.fspath(path))
+
+
+# -- units -------------------------------------------------------------------------
+
+
+def is_timing_metric(name: str) -> bool:
+    parts = name.split("__")
+    if "drv" in parts or not ({"timing", "clock"} & set(parts)):
+        return False
+    words = {w for p in parts for w in p.split("_")}
+    return bool(words & _TIME_WORDS) and not (words & _NOT_TIME_WORDS)
+
+
+def parse_time_unit(text: str) -> tuple[int, int]:
+    """``"1ps"`` -> (1, -12): a multiplier and a power of ten of seconds, or ValueError."""
+    m = _UNIT.fullmatch(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a time unit such as '1ps' or '1ns'")
+    mult = float(m.group(1)) if m.group(1) else 1.0
+    if mult != int(mult) or mult <= 0:
+        raise ValueError(f"{text!r}: only whole positive multipliers are supported")
+    return int(mult), _EXPONENT[m.group(2)]
+
+
+@dataclass(frozen=True)
+class TimeUnit:
+    unit: str
+    assumed: bool
+    note: str
+
+
+def time_unit_of(attrs: Mapping[str, Any]) -> TimeUnit:
+    """The time unit a run reports in, read from its attributes or assumed from its platform."""
+    for key in TIME_UNIT_KEYS:
+        value = attrs.get(key)
+        if isinstance(value, str) and value.strip():
+            try:
+                parse_time_unit(value)
+            except ValueError:
+                continue
+            return TimeUnit(value.strip(), False, f"read from {key}")
+    platform = next((attrs[k] for k in PLATFORM_KEYS if isinstance(attrs.get(k), str)), None)
+    unit = PLATFORM_TIME_UNIT.get(platform or "", DEFAULT_TIME_UNIT)
+    why = (
+        f"platform {platform} reports {unit}"
+        if platform in PLATFORM_TIME_UNIT
+        else f"platform {platform} is not asap7 or gf12, so ns"
+        if platform
+        else "no platform known, so ns"
+    )
+    return TimeUnit(f"1{unit}", True, f"assumed 1{unit}: {TIME_UNIT_KEYS[0]} missing; {why}")
+
+
+def _converter(src: str, dst: str) -> Any:
+    m1, e1 = parse_time_unit(src)
+    m2, e2 = parse_time_unit(dst)
+    d = e1 - e2
+    if m1 == m2:
+        if d == 0:
+            return lambda v: v
+        # shift the decimal point of the shortest repr: 85.2952 ps is 0.0852952 ns, not
+        # 0.08529519999999999 as v / 1000 would give
+        return lambda v: float(Decimal(repr(float(v))).scaleb(d)) if math.isfinite(v) else v
+    factor = Decimal(m1).scaleb(e1) / Decimal(m2).scaleb(e2)
+    return lambda v: float(Decimal(repr(float(v))) * factor) if math.isfinite(v) else v
+
+
+def normalise_timing(
+    final: Mapping[str, Mapping[str, Any]],
+    attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    to: str = "1ns",
+) -> tuple[dict[str, dict[str, Any]], dict[str, TimeUnit]]:
+    """Every run's timing metrics in ``to`` (other metrics unchanged), and per run the unit read.
+
+    The second result says for each run which unit its values were taken to be in and
+    whether that was assumed (``TimeUnit.assumed``, ``TimeUnit.note``).
+    """
+    parse_time_unit(to)
+    attrs = attrs or {}
+    out: dict[str, dict[str, Any]] = {}
+    units: dict[str, TimeUnit] = {}
+    for run in sorted(final):
+        tu = time_unit_of(attrs.get(run, {}))
+        units[run] = tu
+        conv = _converter(tu.unit, to)
+        out[run] = {
+            k: conv(v) if is_timing_metric(k) and _num(v) else v for k, v in final[run].items()
+        }
+    return out, units
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# -- evaluation --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    field: str
+    compare: str
+    limit: Any
+    level: str
+    outcome: str  # pass | fail | warn | not_evaluable
+    actual: Any = None
+    reason: str | None = None
+
+
+@dataclass
+class RunCheck:
+    run: str
+    status: str  # pass | fail | warn | not_evaluable
+    results: list[RuleResult]
+    time_unit: TimeUnit | None = None
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "fail"]
+
+    @property
+    def warnings(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "warn"]
+
+    @property
+    def not_evaluable(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "not_evaluable"]
+
+
+@dataclass
+class CheckReport:
+    ok: bool
+    runs: list[RunCheck]
+    rules: list[Rule]
+    counts: dict[str, int] = field(default_factory=dict)
+    time_unit: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``check --json`` shape; non-finite actual values spelled as DESIGN §2 says."""
+
+        def rr(r: RuleResult) -> dict[str, Any]:
+            d: dict[str, Any] = {
+                "field": r.field,
+                "compare": r.compare,
+                "value": r.limit,
+                "level": r.level,
+                "actual": _json_num(r.actual),
+            }
+            if r.reason:
+                d["reason"] = r.reason
+            return d
+
+        runs = []
+        for rc in self.runs:
+            item: dict[str, Any] = {
+                "run": rc.run,
+                "status": rc.status,
+                "failed": [rr(r) for r in rc.failed],
+                "warnings": [rr(r) for r in rc.warnings],
+                "not_evaluable": [rr(r) for r in rc.not_evaluable],
+                "passed": sum(1 for r in rc.results if r.outcome == "pass"),
+            }
+            if rc.time_unit is not None:
+                item["time_unit"] = {
+                    "unit": rc.time_unit.unit,
+                    "assumed": rc.time_unit.assumed,
+                    "note": rc.time_unit.note,
+                }
+            runs.append(item)
+        return {
+            "ok": self.ok,
+            "rules": len(self.rules),
+            "time_unit": self.time_unit,
+            "counts": dict(self.counts),
+            "runs": runs,
+        }
+
+
+def _json_num(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _compare(actual: Any, op: str, limit: Any) -> bool:
+    if op == "<=":
+        return actual <= limit
+    if op == ">=":
+        return actual >= limit
+    if op == "<":
+        return actual < limit
+    if op == ">":
+        return actual > limit
+    if op == "==":
+        return actual == limit
+    return actual != limit
+
+
+def evaluate(rule: Rule, values: Mapping[str, Any], attrs: Mapping[str, Any]) -> RuleResult:
+    """One rule against one run's final values (strings compared only with == and !=)."""
+
+    def res(outcome: str, actual: Any = None, reason: str | None = None) -> RuleResult:
+        return RuleResult(rule.field, rule.compare, rule.value, rule.level, outcome, actual, reason)
+
+    if rule.compare not in OPERATORS:
+        return res("not_evaluable", reason=f"compare {rule.compare!r} is not an operator")
+    if rule.field in values:
+        actual = values[rule.field]
+    elif isinstance(attrs.get(rule.field), str):
+        actual = attrs[rule.field]
+    else:
+        return res("not_evaluable", reason="the run has no such metric")
+    if _num(actual) and _num(rule.value):
+        ok = _compare(actual, rule.compare, rule.value)
+    elif isinstance(actual, str) and isinstance(rule.value, str) and rule.compare in ("==", "!="):
+        ok = _compare(actual, rule.compare, rule.value)
+    else:
+        return res(
+            "not_evaluable",
+            actual,
+            f"cannot compare {type(actual).__name__} {actual!r} {rule.compare} "
+            f"{type(rule.value).__name__} {rule.value!r}",
+        )
+    if ok:
+        return res("pass", actual)
+    return res("warn" if rule.level == "warning" else "fail", actual)
+
+
+def check_runs(
+    final: Mapping[str, Mapping[str, Any]],
+    rules: Sequence[Rule],
+    *,
+    attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    rules_time_unit: str | None = None,
+) -> CheckReport:
+    """Evaluate ``rules`` on each run's final values; runs in code-point order of their ids.
+
+    ``attrs[run]`` (config and case params) supplies string fields and the time unit.
+    With ``rules_time_unit`` (e.g. ``"1ps"``) timing metrics are first converted from each
+    run's unit (read or assumed, reported per run) into the rules' unit.
+    """
+    attrs = attrs or {}
+    units: dict[str, TimeUnit] = {}
+    values_by_run: Mapping[str, Mapping[str, Any]] = final
+    if rules_time_unit is not None:
+        values_by_run, units = normalise_timing(final, attrs, to=rules_time_unit)
+    runs: list[RunCheck] = []
+    counts = {"pass": 0, "fail": 0, "warn": 0, "not_evaluable": 0}
+    for run in sorted(final):
+        results = [evaluate(r, values_by_run[run], attrs.get(run, {})) for r in rules]
+        outcomes = {r.outcome for r in results}
+        if "fail" in outcomes:
+            status = "fail"
+        elif "warn" in outcomes:
+            status = "warn"
+        elif "pass" in outcomes or not results:
+            status = "pass"
+        else:
+            status = "not_evaluable"
+        counts[status] += 1
+        runs.append(RunCheck(run, status, results, units.get(run)))
+    return CheckReport(
+        ok=counts["fail"] == 0,
+        runs=runs,
+        rules=list(rules),
+        counts=counts,
+        time_unit=rules_time_unit,
+    )
