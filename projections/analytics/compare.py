@@ -358,7 +358,7 @@ def _seed_side(seeds: Any, values: Any, side: str) -> tuple[np.ndarray, np.ndarr
     s, v = s[~missing], v[~missing]
     uniq, counts = np.unique(s, return_counts=True)
     if (counts > 1).any():
-        dup = uniq[counts > 1][0]
+        dup = uniq[counts > 1].tolist()[0]
         raise AnalyticsError(
             f"seed {dup!r} appears {int(counts[counts > 1][0])} times in seeds_{side}; "
             "pass one run per seed (e.g. the latest completed attempt)",
@@ -522,7 +522,7 @@ def holm(p_values: Any) -> np.ndarray:
     pv = p[ok]
     if pv.size and (pv.min() < 0 or pv.max() > 1):
         raise AnalyticsError(
-            f"p-values must lie in [0, 1], got {pv[(pv < 0) | (pv > 1)][0]!r}",
+            f"p-values must lie in [0, 1], got {float(pv[(pv < 0) | (pv > 1)][0])!r}",
             argument="p_values",
         )
     m = pv.size
@@ -544,9 +544,9 @@ def _from_mapping(groups: Mapping[Any, Any]) -> tuple[list[Any], np.ndarray, np.
         )
     keys = list(groups.keys())
     karr = np.empty(len(keys), dtype=object)
-    karr[:] = keys
+    karr[:] = [k.item() if isinstance(k, np.generic) else k for k in keys]
     names, kcodes = group_codes(karr, name="group labels")
-    arrays = [as_values(groups[k], f"groups[{k!r}]") for k in keys]
+    arrays = [as_values(groups[k], f"groups[{karr[i]!r}]") for i, k in enumerate(keys)]
     x = np.concatenate(arrays) if arrays else np.empty(0)
     codes = np.repeat(kcodes, [a.shape[0] for a in arrays]).astype(np.intp)
     return names, x, codes

@@ -41,6 +41,8 @@ from .stats import (
     check_same_length,
     group_codes,
     moments,
+    param_float,
+    param_int,
 )
 
 __all__ = [
@@ -185,15 +187,11 @@ def _convergence_idx(ser: _Series, best: np.ndarray, tolerance: float) -> np.nda
 
 
 def _check_window(window: Any) -> int:
-    if isinstance(window, bool) or int(window) != window or int(window) < 1:
-        raise AnalyticsError(
-            f"window must be a positive whole number of steps, got {window!r}", argument="window"
-        )
-    return int(window)
+    return param_int(window, "window", 1)
 
 
 def _check_nonneg(x: Any, name: str, upper: float = math.inf) -> float:
-    v = float(x)
+    v = param_float(x, name)
     if not (0.0 <= v <= upper):
         raise AnalyticsError(f"{name} must be in [0, {upper}], got {x!r}", argument=name)
     return v

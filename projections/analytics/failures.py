@@ -37,6 +37,8 @@ from .stats import (
     check_confidence,
     check_same_length,
     group_codes,
+    param_float,
+    param_int,
 )
 
 __all__ = [
@@ -411,11 +413,10 @@ def bursts(positions: Any, failed: Any, *, window: int = 20, alpha: float = 0.01
     """
     from scipy import stats as sps
 
-    if isinstance(window, bool) or int(window) != window or window < 2:
-        raise AnalyticsError(f"window must be an integer >= 2, got {window!r}", argument="window")
-    if not 0.0 < float(alpha) < 1.0:
+    window = param_int(window, "window", 2)
+    alpha = param_float(alpha, "alpha")
+    if not 0.0 < alpha < 1.0:
         raise AnalyticsError(f"alpha must be in (0, 1), got {alpha!r}", argument="alpha")
-    window = int(window)
     mask = _as_mask(failed)
     pos = np.asarray(positions)
     if pos.ndim != 1 or pos.dtype.kind not in "iuf":
@@ -524,8 +525,7 @@ def top_errors(messages: Any, k: int = 10) -> tuple[ErrorGroup, ...]:
     Raises:
         AnalyticsError: k < 1 or messages not one-dimensional.
     """
-    if isinstance(k, bool) or int(k) < 1:
-        raise AnalyticsError(f"k must be a positive integer, got {k!r}", argument="k")
+    k = param_int(k, "k", 1)
     arr = np.asarray(messages, dtype=object)
     if arr.ndim != 1:
         raise AnalyticsError(

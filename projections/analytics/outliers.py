@@ -44,6 +44,7 @@ from .stats import (
     lerp_sorted,
     median_sorted,
     moments,
+    param_float,
 )
 
 __all__ = [
@@ -192,7 +193,7 @@ def _nan_warning(x: np.ndarray, metric: str) -> list[str]:
 
 
 def _check_positive(value: float, name: str) -> float:
-    v = float(value)
+    v = param_float(value, name)
     if not (math.isfinite(v) and v > 0):
         raise AnalyticsError(f"{name} must be a positive number, got {value!r}", argument=name)
     return v
@@ -381,7 +382,7 @@ def bounds(
         AnalyticsError: bad values, a NaN bound, or ``low > high``.
     """
     for name, b in (("low", low), ("high", high)):
-        if b is not None and math.isnan(float(b)):
+        if b is not None and math.isnan(param_float(b, name)):
             raise AnalyticsError(f"{name} must be a number or None, got NaN", argument=name)
     if low is not None and high is not None and float(low) > float(high):
         raise AnalyticsError(f"low ({low!r}) is above high ({high!r}); swap them", argument="low")

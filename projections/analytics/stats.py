@@ -126,7 +126,7 @@ def as_values(values: Any, name: str = "values") -> np.ndarray:
             return np.array([math.nan if v is None else v for v in items], dtype=np.float64)
         example = bad[0]
     else:
-        example = arr[0] if arr.size else None
+        example = arr[:1].tolist()[0] if arr.size else None
     raise AnalyticsError(
         f"{name} must be numbers, got {arr.dtype} (e.g. {example!r}); "
         "convert the column to floats before analysing it",
@@ -134,12 +134,32 @@ def as_values(values: Any, name: str = "values") -> np.ndarray:
     )
 
 
+def param_float(x: Any, name: str) -> float:
+    """A numeric parameter as float; AnalyticsError (not TypeError) for anything else."""
+    if isinstance(x, bool):
+        raise AnalyticsError(f"{name} must be a number, got {x!r}", argument=name)
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise AnalyticsError(f"{name} must be a number, got {x!r}", argument=name) from None
+
+
+def param_int(x: Any, name: str, minimum: int) -> int:
+    """A whole-number parameter >= minimum; AnalyticsError otherwise."""
+    v = None if isinstance(x, bool) else param_float(x, name)
+    if v is None or not v.is_integer() or v < minimum:
+        raise AnalyticsError(
+            f"{name} must be a whole number >= {minimum}, got {x!r}", argument=name
+        )
+    return int(v)
+
+
 def check_confidence(confidence: float) -> float:
     """Raises AnalyticsError unless ``0 < confidence < 1``."""
-    c = float(confidence)
+    c = param_float(confidence, "confidence")
     if not 0.0 < c < 1.0:
         raise AnalyticsError(
-            f"confidence must be between 0 and 1 (exclusive), got {confidence!r}; "
+            f"confidence must be between 0 and 1 (exclusive), got {c!r}; "
             "use e.g. 0.95 for a 95% interval",
             argument="confidence",
         )
@@ -341,25 +361,30 @@ def _check_common(
     bootstrap: int | None,
     statistic: str,
     min_n: int,
+    seed: int,
 ) -> tuple[float, np.ndarray]:
     c = check_confidence(confidence)
     q = np.asarray(percentiles, dtype=np.float64).reshape(-1)
     if q.size and (np.isnan(q).any() or q.min() < 0 or q.max() > 100):
         raise AnalyticsError(
-            f"percentiles must lie in [0, 100], got {list(percentiles)!r}",
+            f"percentiles must lie in [0, 100], got {q.tolist()!r}",
             argument="percentiles",
         )
-    if bootstrap is not None and (isinstance(bootstrap, bool) or int(bootstrap) < 1):
+    if bootstrap is not None and (
+        isinstance(bootstrap, bool)
+        or not isinstance(bootstrap, (int, np.integer))
+        or int(bootstrap) < 1
+    ):
         raise AnalyticsError(
             f"bootstrap must be a positive number of resamples or None, got {bootstrap!r}",
             argument="bootstrap",
         )
+    param_int(seed, "seed", 0)
     if statistic not in ("mean", "median"):
         raise AnalyticsError(
             f"statistic must be 'mean' or 'median', got {statistic!r}", argument="statistic"
         )
-    if int(min_n) < 1:
-        raise AnalyticsError(f"min_n must be at least 1, got {min_n!r}", argument="min_n")
+    param_int(min_n, "min_n", 1)
     return c, q
 
 
@@ -375,7 +400,7 @@ def _summaries(
     statistic: str,
     min_n: int,
 ) -> list[Summary]:
-    c, q = _check_common(confidence, percentiles, bootstrap, statistic, min_n)
+    c, q = _check_common(confidence, percentiles, bootstrap, statistic, min_n, seed)
     g = len(labels)
     sg = SortedGroups(x, codes, g)
     xs, counts, starts = sg.values, sg.counts, sg.starts
