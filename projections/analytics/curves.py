@@ -12,7 +12,8 @@ Definitions (``direction`` "min" for losses, "max" for accuracies):
 - best so far: the running best, ignoring NaN (a diverged step does not erase the
   best); NaN until the first non-NaN value.
 - plateau step: the first step s such that the whole window (s, s + window] lies inside
-  the run and the best so far improves by at most ``min_delta`` over it. Improvements
+  the run, holds at least one point, and the best so far improves by at most
+  ``min_delta`` over it. Improvements
   are cumulative over the window, so a slow creep of many tiny gains still counts. None
   when no such step exists (the run is still improving, or is shorter than a window).
 - convergence step: the first step where the best so far is within
@@ -88,7 +89,8 @@ class _Series:
         v = as_values(values)
         s = _as_steps(steps)
         if runs is None:
-            names, codes = [None], np.zeros(v.shape[0], dtype=np.intp)
+            names = [None] if v.shape[0] else []
+            codes = np.zeros(v.shape[0], dtype=np.intp)
         else:
             names, codes = group_codes(runs, name="runs")
         check_same_length(v, s, "values", "steps")
@@ -134,7 +136,7 @@ class _Series:
         first = self.steps[self.starts]
         last = self.steps[self.ends]
         span = last - first + 1 + gap
-        offset = np.concatenate(([0], np.cumsum(span)[:-1]))
+        offset = np.cumsum(span) - span
         return self.steps - first[self.codes] + offset[self.codes], first, offset
 
     def first_per_run(self, mask: np.ndarray) -> np.ndarray:
@@ -169,8 +171,9 @@ def _plateau_idx(ser: _Series, best: np.ndarray, window: int, min_delta: float) 
     adj, _, _ = ser.adjusted_steps(window)
     j = np.searchsorted(adj, adj + window, side="right") - 1
     observed = ser.steps + window <= ser.steps[ser.ends][ser.codes]
+    inside = j > np.arange(j.shape[0])  # at least one point in the window: evidence
     with np.errstate(invalid="ignore"):
-        flat = observed & ~np.isnan(best) & (best - best[j] <= min_delta)
+        flat = observed & inside & ~np.isnan(best) & (best - best[j] <= min_delta)
     return ser.first_per_run(flat)
 
 
@@ -355,7 +358,7 @@ def mean_curve(
         hi = np.searchsorted(union, ser.steps[ser.ends], side="right")
         per_run = hi - lo
         run_of = np.repeat(np.arange(per_run.shape[0]), per_run)
-        base = np.concatenate(([0], np.cumsum(per_run)[:-1]))
+        base = np.cumsum(per_run) - per_run
         codes = np.arange(run_of.shape[0]) - np.repeat(base, per_run) + np.repeat(lo, per_run)
         target = union[codes] - first[run_of] + offset[run_of]
         vals = ser.values[np.searchsorted(adj, target, side="right") - 1]
