@@ -76,7 +76,11 @@ def fmt_derived(x: float) -> str:
 
 
 class Fence(Result, frozen=True, kw_only=True):
-    """The interval a group's values had to stay in; ``None`` bounds are open."""
+    """The interval a group's values had to stay in; ``None`` bounds are open.
+
+    ``center``/``scale`` per rule: iqr — (None, IQR); zscore — (mean, sd);
+    modified_z — (median, MAD/0.6745, or 1.253314·meanAD when MAD is 0); bounds — None.
+    """
 
     group: Any = None
     n: int

@@ -339,6 +339,7 @@ class Summary(Result, frozen=True, kw_only=True):
     ci_low: float | None = None
     ci_high: float | None = None
     bootstrap: int | None = None
+    seed: int | None = None
     boot_low: float | None = None
     boot_high: float | None = None
     warnings: tuple[str, ...] = ()
@@ -364,7 +365,13 @@ def _check_common(
     seed: int,
 ) -> tuple[float, np.ndarray]:
     c = check_confidence(confidence)
-    q = np.asarray(percentiles, dtype=np.float64).reshape(-1)
+    try:
+        q = np.asarray(percentiles, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise AnalyticsError(
+            f"percentiles must be numbers in [0, 100], got {percentiles!r}",
+            argument="percentiles",
+        ) from None
     if q.size and (np.isnan(q).any() or q.min() < 0 or q.max() > 100):
         raise AnalyticsError(
             f"percentiles must lie in [0, 100], got {q.tolist()!r}",
@@ -482,6 +489,7 @@ def _summaries(
                 ci_low=_num(lo[i]),
                 ci_high=_num(hi[i]),
                 bootstrap=None if bootstrap is None else int(bootstrap),
+                seed=None if bootstrap is None else int(seed),
                 boot_low=blo,
                 boot_high=bhi,
                 warnings=tuple(warns),
