@@ -82,7 +82,7 @@ def test_two_processes_write_identical_bytes(tmp_path):
     start = time.monotonic()
     folder_a = run_export(tmp_path / "a", "1", "UTC")
     time.sleep(max(0.0, 2.1 - (time.monotonic() - start)))
-    folder_b = run_export(tmp_path / "b", "4242", "KIR-14"  # POSIX TZ: UTC+14, no tzdata needed)
+    folder_b = run_export(tmp_path / "b", "4242", "KIR-14")  # POSIX TZ: UTC+14
     assert folder_a == folder_b
     a, b = tmp_path / "a" / folder_a, tmp_path / "b" / folder_b
     names = sorted(os.listdir(a))
