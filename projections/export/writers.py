@@ -336,12 +336,18 @@ def to_jsonable(obj: Any) -> Any:
     Raises:
         ExportError: a mapping key that is not a string or an int.
     """
-    if isinstance(obj, float):
+    if isinstance(obj, float):  # np.float64 too (a float subclass msgspec refuses)
         if math.isfinite(obj):
-            return obj
+            return float(obj)
         return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if obj is None or isinstance(obj, (str, bool, int)):
+    if obj is None or type(obj) in (str, bool, int):
         return obj
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, str):
+        return str(obj)
     if isinstance(obj, Mapping):
         out = {}
         for k, v in obj.items():
