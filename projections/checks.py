@@ -71,7 +71,7 @@ _NOT_TIME_WORDS = frozenset(
     {"count", "percent", "per", "area", "util", "violation", "violations", "cap", "fanout"}
 )
 _EXPONENT = {"fs": -15, "ps": -12, "ns": -9, "us": -6, "µs": -6, "ms": -3, "s": 0}
-_UNIT = re.compile(r"\s*(\d+(?:\.\d+)?)?\s*(fs|ps|ns|us|µs|ms|s)\s*")
+_UNIT = re.compile(r"\s*(\d+(?:\.\d+)?)?\s*(fs|ps|ns|us|µs|ms|s)\s*", re.ASCII)
 
 
 class RulesError(LedgerError):

@@ -105,7 +105,7 @@ def stable_id(*parts: object) -> str:
     if len(text) <= MAX_ID:
         return text
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-    return text[: MAX_ID - len(digest) - 3] + ":#" + digest
+    return text[: MAX_ID - len(digest) - 2] + ":#" + digest
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -145,10 +145,11 @@ def study_created(study: str) -> dict[str, Any]:
 
 # -- numbers ---------------------------------------------------------------------
 
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?\d+", re.ASCII)
 _FLOAT = re.compile(
     r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
-    r"|[+-]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity|INFINITY)"
+    r"|[+-]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity|INFINITY)",
+    re.ASCII,
 )
 
 

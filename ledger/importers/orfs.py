@@ -48,11 +48,11 @@ from .common import (
 __all__ = ["DEFAULT_STUDY", "parse_duration", "read_orfs", "value_kind"]
 
 DEFAULT_STUDY = "orfs"
-_ITER = re.compile(r"__iter:(\d+)$")
-_DURATION = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)")
-_PERCENT = re.compile(r"[+-]?\d+(?:\.\d+)?\s*%")
-_NUMERIC = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_UNIT = re.compile(r"[+-]?\d*\.?\d+\s*[A-Za-z]{1,3}")
+_ITER = re.compile(r"__iter:(\d+)$", re.ASCII)
+_DURATION = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)", re.ASCII)
+_PERCENT = re.compile(r"[+-]?\d+(?:\.\d+)?\s*%", re.ASCII)
+_NUMERIC = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_UNIT = re.compile(r"[+-]?\d*\.?\d+\s*[A-Za-z]{1,3}", re.ASCII)
 
 
 def parse_duration(text: str) -> float | None:
