@@ -2,14 +2,20 @@
 
 The one module that imports ``lmdb`` (STYLE convention 1). RELIABILITY.md "Settings that
 follow" is applied here: sync and metasync on, writemap and map_async off, a sparse map
-grown under a file lock, ``reader_check()`` on open, ``max_readers`` 512, a small fixed
-``max_dbs``. LMDB allows one environment per path per process, so environments are
+grown under a file lock, ``reader_check()`` on every open, ``max_readers`` 512, a small
+fixed ``max_dbs``. LMDB allows one environment per path per process, so environments are
 shared through a registry, and each remembers the pid that opened it because a forked
 child must not use it (py-lmdb#346).
+
+Remapping (``set_mapsize``) replaces the memory map under every open transaction of the
+process, so it waits for this process's readers to finish (``_RemapGate``) and for its
+writer (``write_lock``); across processes, growth is serialised by ``grow.lock``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import fcntl
 import os
@@ -34,6 +40,8 @@ T = TypeVar("T")
 DB_NAMES = ("events", "ids", "refs", "study_blocks", "meta", "checkpoints", "exports", "leases")
 DEFAULT_MAP_SIZE = 256 << 20
 MAX_READERS = 512
+BACKUP_MARKER = "BACKUP.json"
+MOUNTINFO = "/proc/self/mountinfo"
 _GROW_LOCK = "grow.lock"
 
 _NETWORK_FS = {
@@ -47,6 +55,7 @@ _NETWORK_FS = {
     "9p",
     "afs",
     "ceph",
+    "coda",
     "glusterfs",
     "lustre",
     "gpfs",
@@ -55,17 +64,34 @@ _NETWORK_FS = {
     "davfs",
     "ncpfs",
 }
+# statfs(2) f_type magic numbers, for when /proc/self/mountinfo cannot be read.
+_FS_MAGIC = {
+    0x6969: "nfs",
+    0x517B: "smb",
+    0xFF534D42: "cifs",
+    0xFE534D42: "smb2",
+    0x01021997: "9p",
+    0x5346414F: "afs",
+    0x00C36400: "ceph",
+    0x73757245: "coda",
+    0x0BD00BD0: "lustre",
+    0x47504653: "gpfs",
+    0x564C: "ncpfs",
+    0x65735546: "fuse",
+}
+_DISK_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT)
 
 _registry: dict[str, SharedEnv] = {}
 _registry_lock = threading.Lock()
 
 
-def filesystem_type(path: str) -> str:
-    """The file system type of the mount holding ``path`` (Linux /proc), or ``""``."""
-    real = os.path.realpath(path)
+# -- where a ledger may live ------------------------------------------------------------
+
+
+def _mountinfo_type(real: str) -> str:
     best, best_type = "", ""
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+        with open(MOUNTINFO, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 left, _, right = line.partition(" - ")
                 fields = left.split()
@@ -81,11 +107,36 @@ def filesystem_type(path: str) -> str:
     return best_type
 
 
+def _statfs_type(real: str) -> str:
+    """The file system type from ``statfs(2)``'s magic number (Linux), or ``""``."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        buf = ctypes.create_string_buffer(256)
+        if libc.statfs(os.fsencode(real), buf) != 0:
+            return ""
+    except (OSError, AttributeError):
+        return ""
+    magic = ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
+    return _FS_MAGIC.get(magic, "")
+
+
+def filesystem_type(path: str) -> str:
+    """The file system type of the mount holding ``path``, or ``""`` when unknown.
+
+    /proc/self/mountinfo names the type (``nfs4``, ``fuse.sshfs``...); statfs(2) is the
+    fallback where it cannot be read.
+    """
+    real = os.path.realpath(path)
+    return _mountinfo_type(real) or _statfs_type(real)
+
+
 def check_location(path: str, *, allow_network_fs: bool = False) -> None:
     """Refuse network file systems, where LMDB's locks do not hold (RELIABILITY item 9)."""
     if allow_network_fs:
         return
-    probe = path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)) or "."
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
     fstype = filesystem_type(probe)
     if fstype in _NETWORK_FS or fstype.startswith("fuse"):
         raise UnsafeLocation(
@@ -95,38 +146,113 @@ def check_location(path: str, *, allow_network_fs: bool = False) -> None:
         )
 
 
+def is_backup(path: str) -> bool:
+    """A folder written by ``ledger backup`` (it holds the marker file)."""
+    return os.path.isfile(os.path.join(path, BACKUP_MARKER))
+
+
+def require_ledger(path: str) -> str:
+    """The real path of the ledger at ``path``; ``LedgerNotFound`` when none is there.
+
+    Looks at the files only (never maps them), so it is safe on a damaged ledger.
+    """
+    real = os.path.realpath(path)
+    if not os.path.exists(os.path.join(real, "data.mdb")):
+        if os.path.isdir(real) and os.listdir(real):
+            raise LedgerNotFound(f"{path} is a folder but holds no ledger (no data.mdb)")
+        raise LedgerNotFound(
+            f"no ledger at {path}; check the path (--ledger or LEDGER_PATH), "
+            "or create one with `ledger init` or `ledger append`"
+        )
+    return real
+
+
+class _RemapGate:
+    """Readers share it; a remap takes it alone (a thread's own nested reads excepted)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._mine = threading.local()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._shared += 1
+        self._mine.n = getattr(self._mine, "n", 0) + 1
+        try:
+            yield
+        finally:
+            self._mine.n -= 1
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        mine = getattr(self._mine, "n", 0)
+        with self._cond:
+            while self._exclusive or self._shared > mine:
+                self._cond.wait()
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 class SharedEnv:
     """One open LMDB environment, shared by every Ledger on the same path in a process."""
 
-    def __init__(self, path: str, *, readonly: bool, map_size: int | None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        readonly: bool,
+        map_size: int | None,
+        max_readers: int = MAX_READERS,
+        lock: bool = True,
+    ) -> None:
         self.path = path
         self.pid = os.getpid()
         self.refs = 0
         self.readonly = readonly
+        self.lock = lock
         self.write_lock = threading.RLock()
+        self.stale_readers = 0
+        self._gate = _RemapGate()
         creating = not os.path.exists(os.path.join(path, "data.mdb"))
         try:
             self.env = lmdb.open(
                 path,
                 subdir=True,
-                map_size=map_size or DEFAULT_MAP_SIZE if creating else (map_size or 1 << 20),
+                map_size=(map_size or DEFAULT_MAP_SIZE) if creating else 1 << 20,
                 readonly=readonly,
                 create=not readonly,
                 sync=True,
                 metasync=True,
                 writemap=False,
                 map_async=False,
-                lock=True,
-                max_readers=MAX_READERS,
+                lock=lock,
+                max_readers=max_readers,
                 max_dbs=len(DB_NAMES) + 2,
                 meminit=False,
             )
         except lmdb.Error as exc:
             raise translate(exc, path) from None
-        if not creating and not map_size:
-            self.env.set_mapsize(0)  # adopt the stored size (RELIABILITY pitfall 4)
-        self.env.reader_check()
         try:
+            if not creating:
+                # Adopt the stored size (RELIABILITY pitfall 4); an explicit size may
+                # only raise it, never shrink it.
+                self.env.set_mapsize(0)
+                if map_size and map_size > self.env.info()["map_size"]:
+                    self.env.set_mapsize(map_size)
+            self.reader_check()
             if readonly:
                 self.dbs = {
                     name: self.env.open_db(name.encode(), create=False) for name in DB_NAMES
@@ -145,26 +271,54 @@ class SharedEnv:
                 "the ledger in the child (use the 'spawn' or 'forkserver' start method)"
             )
 
+    def reader_check(self) -> int:
+        """Free the reader slots of dead processes (RELIABILITY pitfall 5); how many."""
+        if not self.lock:
+            return 0
+        try:
+            self.stale_readers = self.env.reader_check()
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from None
+        return self.stale_readers
+
     # -- transactions ----------------------------------------------------------------
 
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         self.check_pid()
-        txn = self._begin(write=False)
-        try:
-            yield txn
-        finally:
-            txn.abort()
-
-    def _begin(self, *, write: bool) -> lmdb.Transaction:
         for _ in range(3):
+            with self._gate.shared():
+                txn = self._try_begin(write=False)
+                if txn is not None:
+                    try:
+                        yield txn
+                    finally:
+                        txn.abort()
+                    return
+            self._adopt_size()
+        raise StorageError(f"{self.path}: could not start a transaction (map keeps resizing)")
+
+    def _try_begin(self, *, write: bool) -> lmdb.Transaction | None:
+        """A transaction, or None when another process grew the map (adopt and retry)."""
+        for attempt in range(2):
             try:
                 return self.env.begin(write=write, buffers=not write)
             except lmdb.MapResizedError:
-                self.env.set_mapsize(0)  # another process grew the map: adopt its size
+                return None
+            except lmdb.ReadersFullError as exc:
+                if attempt or not self.reader_check():
+                    raise translate(exc, self.path) from None
             except lmdb.Error as exc:
                 raise translate(exc, self.path) from None
-        raise StorageError(f"{self.path}: could not start a transaction (map keeps resizing)")
+        return None  # pragma: no cover
+
+    def _adopt_size(self) -> None:
+        """Map the size another process grew the file to (``MapResizedError``)."""
+        with self.write_lock, self._gate.exclusive():
+            try:
+                self.env.set_mapsize(0)
+            except lmdb.Error as exc:
+                raise translate(exc, self.path) from None
 
     def write(self, body: Callable[[lmdb.Transaction], T], *, max_size: int | None = None) -> T:
         """Run ``body`` in one write transaction and commit it; grow the map and retry the
@@ -173,13 +327,18 @@ class SharedEnv:
         if self.readonly:
             raise StorageError(f"{self.path} is open read-only")
         with self.write_lock:
-            while True:
-                txn = self._begin(write=True)
+            for _ in range(64):
+                txn = self._try_begin(write=True)
+                if txn is None:
+                    self._adopt_size()
+                    continue
                 try:
                     result = body(txn)
                     txn.commit()
                     return result
                 except lmdb.MapFullError:
+                    # put() or commit() may raise it, and the transaction is dead
+                    # (RELIABILITY pitfall 3): abort, grow, redo the whole batch.
                     txn.abort()
                     self.grow(max_size)
                 except lmdb.Error as exc:
@@ -188,35 +347,48 @@ class SharedEnv:
                 except BaseException:
                     txn.abort()
                     raise
+        raise StorageError(f"{self.path}: the batch did not fit after repeated map growth")
 
     def grow(self, max_size: int | None) -> None:
-        """Double the map under a file lock shared by every process of this ledger."""
-        lock_path = os.path.join(self.path, _GROW_LOCK)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self.env.set_mapsize(0)
-            current = self.env.info()["map_size"]
-            target = current * 2
-            if max_size is not None and target > max_size:
-                if current >= max_size:
-                    raise LedgerFull(
-                        f"{self.path} is full: the map reached its max_size ceiling of "
-                        f"{max_size} bytes; nothing of this batch was written. Raise the "
-                        "ceiling (max_size) or start a new ledger"
-                    )
-                target = max_size
-            self.env.set_mapsize(target)
-        except lmdb.Error as exc:
-            raise translate(exc, self.path) from None
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        """Double the map under a file lock shared by every process of this ledger.
+
+        When another process grew the file meanwhile, its size is adopted instead of
+        doubling again; the new size is persisted by the retried (non-empty) commit.
+        """
+        with self.write_lock, self._gate.exclusive():
+            had = self.env.info()["map_size"]
+            lock_path = os.path.join(self.path, _GROW_LOCK)
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StorageError(f"{self.path}: cannot open {_GROW_LOCK}: {exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self.env.set_mapsize(0)
+                current = self.env.info()["map_size"]
+                if current > had:
+                    return
+                target = current * 2
+                if max_size is not None and target > max_size:
+                    if current >= max_size:
+                        raise LedgerFull(
+                            f"{self.path} is full: the map reached its max_size ceiling of "
+                            f"{max_size} bytes; nothing of this batch was written. Raise the "
+                            "ceiling (max_size) or start a new ledger"
+                        )
+                    target = max_size
+                self.env.set_mapsize(target)
+            except lmdb.Error as exc:
+                raise translate(exc, self.path) from None
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     def info(self) -> dict[str, Any]:
         return dict(self.env.info())
 
     def copy(self, dest: str, *, compact: bool = True) -> None:
+        """A consistent snapshot of the store into the empty folder ``dest`` (no fsync)."""
         self.check_pid()
         try:
             self.env.copy(dest, compact=compact)
@@ -227,30 +399,39 @@ class SharedEnv:
         self.env.sync(True)
 
 
+_DISK_ADVICE = (
+    "the disk is full or failing; nothing of this batch was written and the ledger is "
+    "intact. Free space (or raise the file size limit) and retry"
+)
+
+
 def translate(exc: Exception, path: str) -> Exception:
     """One choke point from lmdb's errors to ours, with a message a user can act on."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
     if isinstance(exc, lmdb.MapFullError):
         return LedgerFull(f"{path} is full (map size reached); nothing of this batch was written")
-    if isinstance(exc, lmdb.DiskError) or (
-        isinstance(exc, lmdb.Error) and getattr(exc, "errno", None) in (errno.ENOSPC, errno.EIO)
-    ):
+    if isinstance(exc, lmdb.DiskError) or code in _DISK_ERRNOS:
+        return LedgerWriteFailed(f"writing to {path} failed ({exc}): {_DISK_ADVICE}")
+    if any(s in text for s in ("No space left", "Input/output error", "File too large", "quota")):
+        return LedgerWriteFailed(f"writing to {path} failed ({exc}): {_DISK_ADVICE}")
+    if isinstance(exc, lmdb.PanicError):
         return LedgerWriteFailed(
-            f"writing to {path} failed ({exc}): the disk is full or failing; nothing of this "
-            "batch was written and the ledger is intact. Free space and retry"
+            f"{path}: a write failed half-way ({exc}); nothing of the batch was committed. "
+            "Close and reopen the ledger (or restart the process) and run `ledger verify`"
         )
     if isinstance(exc, lmdb.ReadersFullError):
         return StorageError(
             f"{path}: too many readers ({exc}); stale readers of killed processes are cleared "
             "when the ledger is reopened"
         )
-    if isinstance(exc, lmdb.InvalidError | lmdb.VersionMismatchError | lmdb.CorruptedError):
-        return StorageError(f"{path} is not a readable ledger ({exc})")
-    text = str(exc)
-    if "No space left" in text or "Input/output error" in text:
-        return LedgerWriteFailed(
-            f"writing to {path} failed ({exc}): the disk is full or failing; nothing of this "
-            "batch was written and the ledger is intact. Free space and retry"
+    if isinstance(exc, lmdb.ReadonlyError) or code in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return StorageError(
+            f"{path}: permission denied ({exc}); the ledger folder and its files must be "
+            "writable by this user (a read-only backup opens with lock=False)"
         )
+    if isinstance(exc, lmdb.InvalidError | lmdb.VersionMismatchError | lmdb.CorruptedError):
+        return StorageError(f"{path} is not a readable ledger ({exc}); run `ledger verify`")
     return StorageError(f"{path}: storage error: {exc}")
 
 
@@ -261,33 +442,53 @@ def acquire(
     readonly: bool = False,
     map_size: int | None = None,
     allow_network_fs: bool = False,
+    max_readers: int = MAX_READERS,
+    lock: bool = True,
 ) -> SharedEnv:
-    """The shared environment for ``path``, opened on first use."""
+    """The shared environment for ``path``, opened on first use; stale readers of dead
+    processes are cleared on every call.
+
+    ``lock=False`` is accepted only ``readonly`` on a folder marked as a backup (nothing
+    can be writing to it); a backup is never opened for writing.
+    """
     real = os.path.realpath(path)
     with _registry_lock:
         shared = _registry.get(real)
         if shared is not None and shared.pid != os.getpid():
-            # Inherited through fork: never touch it, and never close it from here.
-            del _registry[real]
-            shared = None
+            raise ForkSafetyError(
+                f"{path} was open in process {shared.pid} when this process was forked from "
+                "it; LMDB cannot open the same ledger again in a forked child. Start workers "
+                "with the 'spawn' or 'forkserver' method, or close the ledger before fork()"
+            )
         if shared is None:
             exists = os.path.exists(os.path.join(real, "data.mdb"))
             if not exists and not create:
-                if os.path.isdir(real) and os.listdir(real):
-                    raise LedgerNotFound(f"{path} is a folder but holds no ledger (no data.mdb)")
-                raise LedgerNotFound(
-                    f"no ledger at {path}; check the path (--ledger or LEDGER_PATH), "
-                    "or create one with `ledger init` or `ledger append`"
+                require_ledger(path)
+            backup = exists and is_backup(real)
+            if backup and not readonly:
+                raise UnsafeLocation(
+                    f"{path} is a backup made by `ledger backup` and is never written to; "
+                    "restore it first: `ledger restore BACKUP DEST`"
+                )
+            if not lock and not (readonly and backup):
+                raise UnsafeLocation(
+                    f"{path}: opening without LMDB's lock is only allowed read-only on a "
+                    f"backup (a folder holding {BACKUP_MARKER}); a live ledger needs the lock"
                 )
             check_location(real, allow_network_fs=allow_network_fs)
             if not exists:
                 os.makedirs(real, exist_ok=True)
-            if readonly and not os.access(real, os.W_OK):
-                readonly_env = True
-            else:
-                readonly_env = False
-            shared = SharedEnv(real, readonly=readonly_env, map_size=map_size)
+            readonly_env = readonly and (backup or not os.access(real, os.W_OK))
+            shared = SharedEnv(
+                real,
+                readonly=readonly_env or not lock,
+                map_size=map_size,
+                max_readers=max_readers,
+                lock=lock,
+            )
             _registry[real] = shared
+        else:
+            shared.reader_check()
         shared.refs += 1
         return shared
 
