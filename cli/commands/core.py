@@ -233,23 +233,39 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.command()
+@click.option(
+    "--against",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Also check that the log still holds the head recorded in FILE: an anchor "
+    "(`ledger anchor`), an export manifest.json or a backup's BACKUP.json.",
+)
 @json_option
 @click.pass_context
-def verify(ctx: click.Context, as_json: bool) -> None:
+def verify(ctx: click.Context, against: str | None, as_json: bool) -> None:
     """Recompute the hash chain; exit 1 and name the first bad seq when it breaks.
 
     The scan runs in a child process, so a ledger damaged badly enough to crash a
-    reader is reported as corrupt instead of crashing this command.
+    reader is reported as corrupt instead of crashing this command. With --against,
+    a restored older copy ("rollback detected") or a rewritten log ("head mismatch")
+    fails too.
 
     \b
     Example:
       ledger verify --json
+      ledger verify --against ~/anchors/results.json
     """
+    from ledger.anchor import check_against, load_reference
     from ledger.integrity import verify_isolated
 
     path = ledger_path(ctx)
-    Ledger(path, create=False, readonly=True).close()
-    report = verify_isolated(path)
+    reference = load_reference(against) if against is not None else None
+    report = verify_isolated(path)  # checks the path without mapping a damaged file
+    if reference is not None and report.ok:
+        with Ledger(path, create=False, readonly=True) as ledger:
+            problem = check_against(ledger, reference)
+        if problem is not None:
+            report.ok, report.error = False, problem
     if as_json:
         out = {
             "ok": report.ok,
