@@ -1,0 +1,158 @@
+"""Export writers beside plain pyarrow on the same long-form metrics table.
+
+Each group puts the baseline (``pyarrow.csv.write_csv`` / ``pyarrow.parquet.write_table``
+with their defaults) and our deterministic, neutralising writer in one run, over
+1,000,000 rows (study, case, run, stage, metric, step, value) from a seeded generator.
+``BENCH_SMOKE=1`` uses 1,000 rows. Target (issue 4): within 1.5x of plain pyarrow.
+
+    .venv/bin/python -m pytest benchmarks/bench_export_writers.py --benchmark-only \
+        --benchmark-group-by=group -o addopts=""
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from projections.export.writers import format_floats, write_csv, write_parquet
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = 1_000 if os.environ.get("BENCH_SMOKE") == "1" else 1_000_000
+
+METRICS_SCHEMA = pa.schema(
+    [
+        pa.field("study", pa.string(), nullable=False),
+        pa.field("case", pa.string(), nullable=False),
+        pa.field("run", pa.string(), nullable=False),
+        pa.field("stage", pa.int64(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("step", pa.int64()),
+        pa.field("value", pa.float64()),
+    ]
+)
+
+
+def metrics_table(rows: int = ROWS, seed: int = 20240601) -> pa.Table:
+    """A sorted long-form metrics table: 1,000 cases, 5 metrics, losses ~ lognormal."""
+    rng = np.random.default_rng(seed)
+    names = np.array([f"case-{i:04d}" for i in range(1000)])
+    case_idx = rng.integers(0, 1000, rows)
+    attempt = rng.integers(1, 3, rows)
+    cases = names[case_idx]
+    table = pa.table(
+        {
+            "study": pa.array(np.full(rows, "sweep-1")),
+            "case": pa.array(cases),
+            "run": pa.array(np.char.add(np.char.add(cases, "/r"), attempt.astype(str))),
+            "stage": pa.array(case_idx // 200, pa.int64()),
+            "metric": pa.array(
+                np.array(["loss", "accuracy", "f1", "wns", "power"])[rng.integers(0, 5, rows)]
+            ),
+            "step": pa.array(rng.integers(0, 10_000, rows), pa.int64()),
+            "value": pa.array(rng.lognormal(0.0, 2.0, rows)),
+        },
+        schema=METRICS_SCHEMA,
+    )
+    return table.sort_by(
+        [
+            ("case", "ascending"),
+            ("run", "ascending"),
+            ("metric", "ascending"),
+            ("step", "ascending"),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    return metrics_table()
+
+
+@pytest.mark.benchmark(group="export-csv")
+def test_csv_plain_pyarrow(benchmark, table, tmp_path):
+    benchmark(pacsv.write_csv, table, os.fspath(tmp_path / "plain.csv"))
+    benchmark.extra_info["rows"] = table.num_rows
+
+
+@pytest.mark.benchmark(group="export-csv")
+def test_csv_write_csv(benchmark, table, tmp_path):
+    benchmark(write_csv, table, tmp_path / "ours.csv")
+    benchmark.extra_info["rows"] = table.num_rows
+
+
+@pytest.mark.benchmark(group="export-parquet")
+def test_parquet_plain_pyarrow(benchmark, table, tmp_path):
+    benchmark(pq.write_table, table, os.fspath(tmp_path / "plain.parquet"))
+    benchmark.extra_info["rows"] = table.num_rows
+
+
+@pytest.mark.benchmark(group="export-parquet")
+def test_parquet_write_parquet(benchmark, table, tmp_path):
+    benchmark(write_parquet, table, tmp_path / "ours.parquet", schema=METRICS_SCHEMA)
+    benchmark.extra_info["rows"] = table.num_rows
+
+
+@pytest.mark.benchmark(group="format-floats")
+def test_floats_arrow_cast(benchmark, table):
+    value = table.column("value").combine_chunks()
+    benchmark(pc.cast, value, pa.string())
+
+
+@pytest.mark.benchmark(group="format-floats")
+def test_floats_repr_form(benchmark, table):
+    value = table.column("value").combine_chunks()
+    benchmark(format_floats, value)
+
+
+PEAK_RSS = textwrap.dedent(
+    """
+    import resource, sys
+    sys.path.insert(0, sys.argv[1])
+    sys.path.insert(0, sys.argv[2])
+    from bench_export_writers import metrics_table, METRICS_SCHEMA
+    import pyarrow.csv as pacsv, pyarrow.parquet as pq
+    from projections.export.writers import write_csv, write_parquet
+    table = metrics_table(int(sys.argv[4]))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = sys.argv[5]
+    {"plain-csv": lambda: pacsv.write_csv(table, out), "write_csv": lambda: write_csv(table, out),
+     "plain-parquet": lambda: pq.write_table(table, out),
+     "write_parquet": lambda: write_parquet(table, out, schema=METRICS_SCHEMA)}[sys.argv[3]]()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(before, after)
+    """
+)
+
+
+def test_peak_rss_beside_plain_pyarrow(tmp_path):
+    """Peak RSS of each writer in a fresh process (printed with -s; no assertion on size)."""
+    print(f"\npeak RSS over the table ({ROWS:,} rows), KiB:")
+    for writer in ("plain-csv", "write_csv", "plain-parquet", "write_parquet"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_RSS,
+                os.fspath(ROOT / "benchmarks"),
+                os.fspath(ROOT),
+                writer,
+                str(ROWS),
+                os.fspath(tmp_path / writer),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        before, after = map(int, done.stdout.split())
+        print(f"  {writer:14s} table {before:>9,}  peak {after:>9,}  extra {after - before:>9,}")
