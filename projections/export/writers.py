@@ -13,6 +13,7 @@ cannot hold; other ``OSError``\\s from the file system pass through.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -60,12 +61,57 @@ def format_floats(arr: pa.Array) -> pa.Array:
     spelled ``NaN``, ``Infinity``, ``-Infinity``. ``float32`` keeps its own shortest
     digits (``0.1``, not ``0.10000000149011612``) in the same layout.
     """
+    import pyarrow as pa
+
+    if pa.types.is_float16(arr.type):
+        arr = arr.cast(pa.float32())
+    if _arrow_layout_is_known():
+        return _format_floats_fast(arr)
+    return _format_floats_python(arr)
+
+
+#: Values on both sides of every layout band; if Arrow ever spells one differently
+#: from what :func:`_format_floats_fast` expects, the slow but exact path is used.
+_LAYOUT_PROBES = tuple(
+    float(v)
+    for v in (
+        "0 -0 1 -7 0.1 1e-4 9.99e-5 2.5e-5 1e-5 1e-6 -1.5e-6 1.5e-7 1e-9 9.9e-10 12345678 "
+        "999999999 1e10 -1.5e15 1234567890123456.8 1e16 1e22 5e-324 1.7976931348623157e308 "
+        "-123.456 0.30000000000000004"
+    ).split()
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _arrow_layout_is_known() -> bool:
+    import pyarrow as pa
+
+    probes = pa.array(_LAYOUT_PROBES, pa.float64())
+    return _format_floats_fast(probes).to_pylist() == [repr(v) for v in _LAYOUT_PROBES]
+
+
+def _spell(v: float) -> str:
+    if math.isfinite(v):
+        return repr(v)
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _format_floats_python(arr: pa.Array) -> pa.Array:
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_float32(arr.type):  # float32's own shortest digits, repr layout
+        values = [None if v is None else float(str(np.float32(v))) for v in arr.to_pylist()]
+    else:
+        values = arr.to_pylist()
+    return pa.array([None if v is None else _spell(v) for v in values], pa.string())
+
+
+def _format_floats_fast(arr: pa.Array) -> pa.Array:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if pa.types.is_float16(arr.type):
-        arr = arr.cast(pa.float32())
     ftype = np.float32 if pa.types.is_float32(arr.type) else np.float64
     text = pc.cast(arr, pa.string())
     n = len(arr)

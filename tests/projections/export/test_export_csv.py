@@ -180,3 +180,19 @@ def test_seeded_thousand_hostile_rows(tmp_path):
     assert [unneutralise_cell(g) for g in got] == values
     text = path.read_bytes().decode("utf-8")
     assert list(csv.reader(io.StringIO(text)))[1:] == [[g] for g in got]
+
+
+def test_python_fallback_spells_the_same(monkeypatch):
+    """If a future pyarrow changed its float layout, the exact slow path takes over."""
+    from projections.export import writers
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate(
+        [rng.standard_normal(3000) * 10.0 ** rng.integers(-12, 20, 3000), [np.nan, -np.inf]]
+    )
+    f64 = pa.array(list(x) + [None], pa.float64())
+    f32 = pa.array(x[:500].astype(np.float32))
+    fast = [format_floats(f64).to_pylist(), format_floats(f32).to_pylist()]
+    assert writers._arrow_layout_is_known()
+    monkeypatch.setattr(writers, "_arrow_layout_is_known", lambda: False)
+    assert [format_floats(f64).to_pylist(), format_floats(f32).to_pylist()] == fast
