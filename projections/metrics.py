@@ -1,0 +1,417 @@
+"""Metric series, columnar: one row per recorded value, folded a batch at a time.
+
+A batch's ``metrics_recorded`` events are gathered into flat numpy columns — run index,
+metric index, step, value, seq — with a Python step per *event* (not per value): the
+values of every event are flattened in one ``np.fromiter``, and the metric indices are
+laid out per distinct key set (events of a run log the same names again and again).
+Final results (no ``step``) go to their own columns, apart from stepped values, so a
+ranking never touches the (large) series.
+
+Columns are appended as chunks and concatenated lazily, on the first query. Rows stay
+in log order; every query resolves supersession — a later value of the same (run,
+metric, step), or of the same final (run, metric), replaces the earlier one — so both
+stay in the log and in the snapshot, exactly as the log holds them.
+
+Values are float64 (ints above 2**53 lose precision; NaN and ±inf are kept).
+Runs are (study, run) pairs indexed in first-seen order, metrics by name likewise.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any, NamedTuple
+
+import msgspec
+import numpy as np
+
+from ledger import Envelope
+
+from .base import BaseProjection, encode_state, partition
+
+__all__ = ["Columns", "FinalTable", "MetricsProjection", "Series"]
+
+_STEP_MAX = np.iinfo(np.int64).max
+_COLS = ("run", "metric", "step", "value", "seq")
+_WORK = {
+    "run": np.int32,
+    "metric": np.int32,
+    "step": np.int64,
+    "value": np.float64,
+    "seq": np.int64,
+}
+
+
+class Series(NamedTuple):
+    """One run's stepped values of one metric, in force, sorted by step."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    seqs: np.ndarray
+
+
+class FinalTable(NamedTuple):
+    """Final values in force: one row per (run, metric), sorted by (run, metric) index.
+
+    ``runs`` and ``metrics`` name the indices; ``run`` and ``metric`` index them.
+    """
+
+    runs: list[str]
+    metrics: list[str]
+    run: np.ndarray
+    metric: np.ndarray
+    value: np.ndarray
+    seq: np.ndarray
+
+
+class Columns:
+    """Column chunks, concatenated into one array per column on demand."""
+
+    __slots__ = ("_chunks", "_rows")
+
+    def __init__(self) -> None:
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self._rows = 0
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def append(self, chunk: dict[str, np.ndarray]) -> None:
+        n = len(chunk["value"])
+        if n:
+            self._chunks.append(chunk)
+            self._rows += n
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if len(self._chunks) != 1:
+            if not self._chunks:
+                return {c: np.empty(0, _WORK[c]) for c in _COLS}
+            merged = {c: np.concatenate([ch[c] for ch in self._chunks]) for c in _COLS}
+            self._chunks = [merged]
+        return self._chunks[0]
+
+
+def _in_force(run: np.ndarray, metric: np.ndarray, step: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Indices of the rows in force, sorted by (run, metric, step): the highest seq of
+    each (run, metric, step) key."""
+    if len(run) == 0:
+        return np.empty(0, np.int64)
+    order = np.lexsort((seq, step, metric, run))
+    r, m, s = run[order], metric[order], step[order]
+    last = np.ones(len(order), bool)
+    last[:-1] = (r[1:] != r[:-1]) | (m[1:] != m[:-1]) | (s[1:] != s[:-1])
+    return order[last]
+
+
+def _pack(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Columns in the smallest fitting little-endian dtype: a smaller checkpoint reads,
+    digests and restores faster."""
+    out: dict[str, Any] = {}
+    for name in _COLS:
+        a = arrays[name]
+        if name != "value" and len(a):
+            lo, hi = int(a.min()), int(a.max())
+            dt = np.result_type(np.min_scalar_type(lo), np.min_scalar_type(hi))
+            a = a.astype(dt, copy=False)
+        dt = a.dtype.newbyteorder("<")
+        out[name] = [dt.str, np.ascontiguousarray(a, dtype=dt).tobytes()]
+    return out
+
+
+def _unpack(cols: dict[str, tuple[str, memoryview]]) -> dict[str, np.ndarray]:
+    out = {}
+    for name in _COLS:
+        dt, raw = cols[name]
+        out[name] = np.frombuffer(raw, dtype=np.dtype(dt))
+    n = {len(a) for a in out.values()}
+    if len(n) != 1:
+        raise ValueError("metric columns of different lengths")
+    return out
+
+
+class _StateDict(msgspec.Struct, gc=False):
+    """The snapshot's shape; columns are decoded as views into the payload (no copy)."""
+
+    seq: int
+    runs: list[tuple[str, str]]
+    metrics: list[str]
+    stepped: dict[str, tuple[str, memoryview]]
+    finals: dict[str, tuple[str, memoryview]]
+
+
+_decode_state = msgspec.msgpack.Decoder(_StateDict).decode
+
+
+class _Index(dict):
+    """Interns keys to 0, 1, 2... in first-seen order; ``order`` lists them."""
+
+    def __init__(self, keys: Sequence[Any] = ()) -> None:
+        super().__init__()
+        self.order: list[Any] = []
+        for k in keys:
+            self[k]
+
+    def __missing__(self, key: Any) -> int:
+        i = self[key] = len(self.order)
+        self.order.append(key)
+        return i
+
+
+class _StudyRuns(dict):
+    """run id -> global run index for one study; a cache in front of the global index."""
+
+    def __init__(self, study: str, index: _Index) -> None:
+        super().__init__()
+        self.study = study
+        self.index = index
+
+    def __missing__(self, run: str) -> int:
+        i = self[run] = self.index[(self.study, run)]
+        return i
+
+
+_seq_of = operator.attrgetter("seq")
+
+
+class MetricsProjection(BaseProjection):
+    """Folds ``metrics_recorded``; ignores every other event."""
+
+    name = "metrics"
+    version = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._runs = _Index()  # (study, run) -> index
+        self._metrics = _Index()  # name -> index
+        self._keysets: dict[tuple[str, ...], np.ndarray] = {}  # names -> metric indices
+        self._by_study: dict[str, _StudyRuns] = {}  # run -> index, per study (a cache)
+        self.stepped = Columns()
+        self.finals = Columns()
+
+    # -- fold --------------------------------------------------------------------------
+
+    def _fold(self, envs: list[Envelope]) -> None:
+        part = partition(envs)
+        menvs = part.metrics
+        if not menvs:
+            return
+        n = len(menvs)
+        dicts = [ev.values for ev in part.events]
+        keys = list(chain.from_iterable(dicts))
+        total = len(keys)
+        values = np.fromiter(chain.from_iterable(map(dict.values, dicts)), np.float64, total)
+        first = list(dicts[0])
+        width = len(first)
+        lens: Any
+        if width and total == n * width and keys == first * n:
+            # Every event names the same metrics in the same order (the usual case); since
+            # a dict holds no name twice, the flat names can only line up event by event.
+            lens = width
+            metric = np.tile(self._keyset(tuple(first)), n)
+        else:
+            lens = np.fromiter(map(len, dicts), np.int64, n)
+            metric = self._metric_column(dicts, lens, total)
+        run = np.repeat(self._run_column(part, n), lens)
+        step = np.repeat(self._step_column(part.events, n), lens)
+        seq = np.repeat(np.fromiter(map(_seq_of, menvs), np.int64, n), lens)
+        final = step < 0
+        if final.any():
+            keep = ~final
+            self.finals.append(
+                {
+                    "run": run[final],
+                    "metric": metric[final],
+                    "step": step[final],
+                    "value": values[final],
+                    "seq": seq[final],
+                }
+            )
+            run, metric, step, values, seq = (
+                run[keep],
+                metric[keep],
+                step[keep],
+                values[keep],
+                seq[keep],
+            )
+        self.stepped.append(
+            {"run": run, "metric": metric, "step": step, "value": values, "seq": seq}
+        )
+
+    def _run_column(self, part: Any, n: int) -> np.ndarray:
+        """Run index per event. Runs are interned in log order in both paths, so the
+        indices do not depend on where batches begin."""
+        study = part.single_study
+        if study is not None:
+            per_study = self._by_study.get(study)
+            if per_study is None:
+                per_study = self._by_study[study] = _StudyRuns(study, self._runs)
+            return np.fromiter(map(per_study.__getitem__, part.runs), np.int32, n)
+        return np.fromiter(map(self._runs.__getitem__, zip(part.studies, part.runs)), np.int32, n)
+
+    @staticmethod
+    def _step_column(events: list[Any], n: int) -> np.ndarray:
+        steps = [ev.step for ev in events]
+        if steps.count(None):
+            steps = [-1 if s is None else s for s in steps]
+        try:
+            return np.fromiter(steps, np.int64, n)
+        except OverflowError:  # a step past int64: clip (no real series gets there)
+            return np.fromiter((min(s, _STEP_MAX) for s in steps), np.int64, n)
+
+    def _metric_column(self, dicts: list[dict], lens: np.ndarray, total: int) -> np.ndarray:
+        """Metric index of every flattened value, laid out one distinct key set at a time.
+
+        Names are interned in the order they first appear in the log (key sets are
+        visited in order of first occurrence, and a name first appears where its key
+        set first does), so the indices do not depend on where batches begin — a
+        checkpointed fold and a fold from scratch agree.
+        """
+        kinds = _Index()
+        kind = np.fromiter(map(kinds.__getitem__, map(tuple, dicts)), np.int64, len(dicts))
+        out = np.empty(total, np.int32)
+        starts = np.cumsum(lens) - lens
+        order = np.argsort(kind, kind="stable")
+        bounds = np.flatnonzero(np.diff(kind[order])) + 1
+        for group in np.split(order, bounds):
+            idx = self._keyset(kinds.order[int(kind[group[0]])])
+            if len(idx):
+                pos = starts[group][:, None] + np.arange(len(idx))
+                out[pos.ravel()] = np.tile(idx, len(group))
+        return out
+
+    def _keyset(self, names: tuple[str, ...]) -> np.ndarray:
+        idx = self._keysets.get(names)
+        if idx is None:
+            metrics = self._metrics
+            idx = self._keysets[names] = np.array([metrics[m] for m in names], np.int32)
+        return idx
+
+    # -- snapshot ----------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        return encode_state(
+            {
+                "seq": self.seq,
+                "runs": [list(k) for k in self._runs.order],
+                "metrics": list(self._metrics.order),
+                "stepped": _pack(self.stepped.arrays()),
+                "finals": _pack(self.finals.arrays()),
+            }
+        )
+
+    def restore(self, data: bytes) -> None:
+        raw = _decode_state(data)
+        stepped = _unpack(raw.stepped)
+        finals = _unpack(raw.finals)
+        runs = _Index([tuple(k) for k in raw.runs])
+        metrics = _Index(raw.metrics)
+        n_runs, n_metrics = len(runs.order), len(metrics.order)
+        for cols in (stepped, finals):
+            if len(cols["run"]) and (
+                int(cols["run"].max()) >= n_runs or int(cols["metric"].max()) >= n_metrics
+            ):
+                raise ValueError("metric columns index past the run or metric tables")
+        self._runs, self._metrics, self._keysets, self._by_study = runs, metrics, {}, {}
+        self.stepped, self.finals = Columns(), Columns()
+        self.stepped.append(stepped)
+        self.finals.append(finals)
+        self.seq = raw.seq
+
+    # -- queries -----------------------------------------------------------------------
+
+    def run_keys(self) -> list[tuple[str, str]]:
+        """(study, run) of every run index."""
+        return list(self._runs.order)
+
+    def metric_names(self, study: str | None = None) -> list[str]:
+        """Metric names (of ``study``'s runs when given), sorted."""
+        if study is None:
+            return sorted(self._metrics.order)
+        mask_runs = self._study_runs(study)
+        used: set[int] = set()
+        for cols in (self.stepped.arrays(), self.finals.arrays()):
+            sel = mask_runs[cols["run"]] if len(cols["run"]) else np.zeros(0, bool)
+            used.update(np.unique(cols["metric"][sel]).tolist())
+        return sorted(self._metrics.order[i] for i in used)
+
+    def _study_runs(self, study: str) -> np.ndarray:
+        """Boolean mask over run indices: the runs of ``study``."""
+        return np.fromiter((s == study for s, _ in self._runs.order), bool, len(self._runs.order))
+
+    def _rows(self, cols: dict[str, np.ndarray], study: str | None) -> np.ndarray | None:
+        if study is None:
+            return None
+        return self._study_runs(study)[cols["run"]] if len(cols["run"]) else np.zeros(0, bool)
+
+    def final_table(self, study: str | None = None) -> FinalTable:
+        """Final values in force (of ``study``'s runs when given)."""
+        cols = self.finals.arrays()
+        sel = self._rows(cols, study)
+        c = {k: (v if sel is None else v[sel]) for k, v in cols.items()}
+        keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+        runs = [r for _, r in self._runs.order]
+        return FinalTable(
+            runs,
+            list(self._metrics.order),
+            c["run"][keep].astype(np.int64),
+            c["metric"][keep].astype(np.int64),
+            c["value"][keep].astype(np.float64),
+            c["seq"][keep].astype(np.int64),
+        )
+
+    def finals_of(self, study: str, run: str) -> dict[str, float]:
+        """One run's final values in force, by metric name (sorted)."""
+        ri = self._runs.get((study, run))
+        if ri is None:
+            return {}
+        cols = self.finals.arrays()
+        sel = cols["run"] == ri
+        c = {k: v[sel] for k, v in cols.items()}
+        keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+        names = self._metrics.order
+        return dict(
+            sorted((names[int(m)], float(v)) for m, v in zip(c["metric"][keep], c["value"][keep]))
+        )
+
+    def series(self, study: str, run: str, metric: str) -> Series:
+        """One run's stepped values of ``metric`` in force, sorted by step."""
+        ri = self._runs.get((study, run))
+        mi = self._metrics.get(metric)
+        if ri is None or mi is None:
+            return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64))
+        cols = self.stepped.arrays()
+        sel = np.flatnonzero((cols["run"] == ri) & (cols["metric"] == mi))
+        step, seq = cols["step"][sel], cols["seq"][sel]
+        order = np.lexsort((seq, step))
+        s = step[order]
+        last = np.ones(len(order), bool)
+        last[:-1] = s[1:] != s[:-1]
+        pick = sel[order[last]]
+        return Series(
+            cols["step"][pick].astype(np.int64),
+            cols["value"][pick].astype(np.float64),
+            cols["seq"][pick].astype(np.int64),
+        )
+
+    def long_table(self, study: str | None = None, *, finals: bool = False) -> dict[str, Any]:
+        """Values in force as columns (``run`` and ``metric`` as indices into ``runs`` and
+        ``metrics``), sorted by (run index, metric index, step): stepped values, or final
+        values with ``finals=True`` (step -1)."""
+        cols = (self.finals if finals else self.stepped).arrays()
+        sel = self._rows(cols, study)
+        c = {k: (v if sel is None else v[sel]) for k, v in cols.items()}
+        keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+        return {
+            "runs": list(self._runs.order),
+            "metrics": list(self._metrics.order),
+            "run": c["run"][keep].astype(np.int64),
+            "metric": c["metric"][keep].astype(np.int64),
+            "step": c["step"][keep].astype(np.int64),
+            "value": c["value"][keep].astype(np.float64),
+            "seq": c["seq"][keep].astype(np.int64),
+        }
+
+    def count(self) -> int:
+        """Values recorded (superseded ones included)."""
+        return len(self.stepped) + len(self.finals)

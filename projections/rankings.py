@@ -1,0 +1,568 @@
+"""Rankings: which cases are best under a policy, which are infeasible, and why.
+
+A *policy* is one or more keys (metric and direction) compared lexicographically, an
+aggregate across a case's runs, constraints, and optionally ``top`` K survivors and
+Pareto fronts. Only completed, non-invalidated runs count; each contributes its final
+value in force (a later final of the same run and metric supersedes the earlier).
+
+Per case and metric, over the runs that have that metric:
+
+- ``mean`` and ``median`` propagate NaN (one diverged run makes the case's aggregate
+  NaN, so the case is listed as unranked rather than ranked on its good runs);
+- ``best`` is the minimum or maximum by the key's direction, ignoring NaN (NaN only
+  when every value is NaN); a constraint's metric that is not a key takes ``min``;
+- ``last`` is the value recorded last (highest seq) among those runs.
+
+Constraints (``--require``) are evaluated on the case's aggregate of that metric, with
+the same ``agg`` as the ranking: under ``mean``, ``drc_errors==0`` holds when the mean
+over the case's runs is 0; under ``best``, when its best run has 0. NaN or a missing
+metric breaks any constraint (``!=`` included).
+
+A case is unranked, with its reason, in this order of precedence: ``no completed run``;
+``infeasible: <constraints broken>``; ``metric missing: <metric>``; ``NaN aggregate:
+<metric>``. Ranked cases are sorted by their keys (each turned into "smaller is
+better"), then by case id in code-point order — so ties always break the same way and
+ranks are 1..n without gaps. With ``pareto``, the non-dominated front number (1 is the
+Pareto front) sorts first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import msgspec
+import numpy as np
+
+from .base import ProjectionError
+
+if TYPE_CHECKING:
+    from .study import StudyView
+
+__all__ = [
+    "AGGREGATES",
+    "Constraint",
+    "Key",
+    "Policy",
+    "PolicyError",
+    "RankRow",
+    "Ranking",
+    "RunTable",
+    "Unranked",
+    "aggregate",
+    "pareto_fronts",
+    "parse_by",
+    "parse_require",
+    "rank_cases",
+    "rank_study",
+    "resolve_policy",
+]
+
+AGGREGATES = ("mean", "median", "best", "last")
+Direction = Literal["min", "max"]
+
+
+class PolicyError(ProjectionError):
+    """A ranking policy that cannot be used (bad syntax, unknown direction...)."""
+
+
+class Key(msgspec.Struct, frozen=True):
+    metric: str
+    direction: Direction
+
+    @property
+    def text(self) -> str:
+        return f"{self.metric}:{self.direction}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"metric": self.metric, "direction": self.direction}
+
+
+_OPS = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+    ">": np.greater,
+    "<": np.less,
+}
+_REQUIRE = re.compile(
+    r"\s*(?P<metric>[^=!<>\s](?:[^=!<>]*[^=!<>\s])?)\s*"
+    r"(?P<op>==|!=|>=|<=|<|>)\s*"
+    r"(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*"
+)
+
+
+class Constraint(msgspec.Struct, frozen=True):
+    metric: str
+    op: str
+    value: float
+
+    @property
+    def text(self) -> str:
+        return f"{self.metric}{self.op}{_num(self.value)}"
+
+    def holds(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` satisfy the constraint; NaN never does (not even ``!=``)."""
+        with np.errstate(invalid="ignore"):
+            return ~np.isnan(values) & _OPS[self.op](values, self.value)
+
+
+def _num(x: float) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    if isinstance(x, float) and math.isnan(x):
+        return "NaN"
+    return repr(x)
+
+
+def parse_require(expr: str) -> Constraint:
+    """``'drc_errors==0'`` -> Constraint; operators ``== != >= <= > <``, a decimal number.
+
+    Raises ``PolicyError`` naming the expression and the expected form.
+    """
+    m = _REQUIRE.fullmatch(expr)
+    if m is None:
+        raise PolicyError(
+            f"cannot read the constraint {expr!r}: write METRIC OP NUMBER with OP one of "
+            "==, !=, >=, <=, >, < and a decimal number (e.g. 'drc_errors==0', 'wns_ps>=0')"
+        )
+    return Constraint(m["metric"], m["op"], float(m["value"]))
+
+
+class Policy(msgspec.Struct, frozen=True):
+    keys: tuple[Key, ...]
+    agg: str = "mean"
+    require: tuple[Constraint, ...] = ()
+    top: int | None = None
+    pareto: bool = False
+    source: str = "metric"  # "objectives" | "metric" | "by"
+
+    @property
+    def text(self) -> str:
+        out = ",".join(k.text for k in self.keys) + f" ({self.agg})"
+        if self.require:
+            out += " require " + ", ".join(c.text for c in self.require)
+        if self.pareto:
+            out += " pareto"
+        if self.top is not None:
+            out += f" top {self.top}"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keys": [k.to_dict() for k in self.keys],
+            "agg": self.agg,
+            "require": [c.text for c in self.require],
+            "top": self.top,
+            "pareto": self.pareto,
+            "source": self.source,
+        }
+
+
+def _objective_direction(metric: str, objectives: Sequence[tuple[str, str]]) -> str | None:
+    for name, direction in objectives:
+        if name == metric:
+            return direction
+    return None
+
+
+def parse_by(text: str, objectives: Sequence[tuple[str, str]] = ()) -> list[Key]:
+    """``'qor:max,area:min'`` -> keys. A key without ``:min``/``:max`` takes the
+    direction of the study objective of that name. Raises ``PolicyError``."""
+    keys: list[Key] = []
+    for raw in text.split(","):
+        token = raw.strip()
+        if not token:
+            raise PolicyError(
+                f"empty key in {text!r}: write keys as METRIC:max or METRIC:min separated "
+                "by commas (e.g. 'qor:max,area:min')"
+            )
+        metric, sep, direction = token.rpartition(":")
+        if not sep or direction not in ("min", "max"):
+            metric = token
+            found = _objective_direction(metric, objectives)
+            if found is None:
+                raise PolicyError(
+                    f"no direction for {metric!r} in {text!r}: it is not one of the study's "
+                    f"objectives; write {metric}:max or {metric}:min"
+                )
+            direction = found
+        if not metric:
+            raise PolicyError(f"empty metric name in {token!r} of {text!r}")
+        if any(k.metric == metric for k in keys):
+            raise PolicyError(f"metric {metric!r} appears twice in {text!r}")
+        keys.append(Key(metric, direction))  # type: ignore[arg-type]
+    return keys
+
+
+def resolve_policy(
+    objectives: Sequence[tuple[str, str]],
+    *,
+    metric: str | None = None,
+    direction: str | None = None,
+    by: str | None = None,
+    agg: str = "mean",
+    require: Sequence[str | Constraint] = (),
+    top: int | None = None,
+    pareto: bool = False,
+) -> Policy:
+    """The policy a ``rank`` call asks for, checked.
+
+    No ``metric`` and no ``by``: the study's objectives, in order. ``metric``: its
+    objective's direction, unless ``direction`` is given (required when the metric is
+    not an objective). ``by``: lexicographic keys. Raises ``PolicyError``.
+    """
+    if agg not in AGGREGATES:
+        raise PolicyError(f"unknown aggregate {agg!r}; use one of {', '.join(AGGREGATES)}")
+    if direction is not None and direction not in ("min", "max"):
+        raise PolicyError(f"unknown direction {direction!r}; use min or max")
+    if top is not None and top < 1:
+        raise PolicyError(f"top must be at least 1, got {top}")
+    if by is not None and metric is not None:
+        raise PolicyError("give either a metric (with its direction) or --by keys, not both")
+    if direction is not None and metric is None:
+        raise PolicyError(
+            "a direction needs a metric: pass --metric M --direction "
+            f"{direction} (or --by M:{direction})"
+        )
+    if by is not None:
+        keys = parse_by(by, objectives)
+        source = "by"
+    elif metric is not None:
+        found = direction or _objective_direction(metric, objectives)
+        if found is None:
+            names = ", ".join(f"{m}:{d}" for m, d in objectives) or "none"
+            raise PolicyError(
+                f"metric {metric!r} is not an objective of the study (objectives: {names}); "
+                "pass --direction min or --direction max"
+            )
+        keys = [Key(metric, found)]  # type: ignore[arg-type]
+        source = "metric"
+    else:
+        if not objectives:
+            raise PolicyError(
+                "the study declares no objectives to rank by; pass --metric M --direction "
+                "min|max, or --by m1:max,m2:min"
+            )
+        keys = [Key(m, d) for m, d in objectives]  # type: ignore[arg-type]
+        source = "objectives"
+    constraints = tuple(c if isinstance(c, Constraint) else parse_require(c) for c in require)
+    return Policy(tuple(keys), agg, constraints, top, pareto, source)
+
+
+# ---------------------------------------------------------------------------- the core
+
+
+class RunTable(NamedTuple):
+    """The runs a ranking may draw on, one entry per run (any order)."""
+
+    case: Sequence[str]
+    status: Sequence[str | None]
+    invalidated: Sequence[bool]
+
+
+# metric -> (run positions into the RunTable, final values, their seqs)
+Finals = Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+class RankRow(msgspec.Struct, kw_only=True):
+    rank: int
+    case: str
+    score: float | list[float]
+    runs: int
+    survivor: bool | None = None
+    front: int | None = None
+    stage: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rank": self.rank,
+            "case": self.case,
+            "score": self.score,
+            "runs": self.runs,
+        }
+        for name in ("survivor", "front", "stage"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+class Unranked(msgspec.Struct, kw_only=True):
+    case: str
+    reason: str
+    stage: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"case": self.case, "reason": self.reason}
+        if self.stage is not None:
+            out["stage"] = self.stage
+        return out
+
+
+class Ranking(msgspec.Struct, kw_only=True):
+    study: str | None
+    stage: int | None
+    as_of: int | None
+    policy: Policy
+    rows: list[RankRow]
+    unranked: list[Unranked]
+
+    def survivors(self) -> list[str]:
+        """The cases marked survivor (the top K), in rank order."""
+        return [r.case for r in self.rows if r.survivor]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "stage": self.stage,
+            "as_of": self.as_of,
+            "policy": self.policy.to_dict(),
+            "ranking": [r.to_dict() for r in self.rows],
+            "unranked": [u.to_dict() for u in self.unranked],
+        }
+
+
+def aggregate(
+    case_pos: np.ndarray,
+    values: np.ndarray,
+    seqs: np.ndarray,
+    n_cases: int,
+    agg: str,
+    direction: str = "min",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-case aggregate of per-run values: (aggregate, has) arrays of ``n_cases``.
+
+    ``case_pos[i]`` is the case of value ``i``; ``has`` is false (and the aggregate
+    NaN) for cases without a value.
+    """
+    counts = np.bincount(case_pos, minlength=n_cases)
+    has = counts > 0
+    out = np.full(n_cases, np.nan)
+    if not len(values):
+        return out, has
+    if agg == "mean":
+        sums = np.bincount(case_pos, weights=values, minlength=n_cases)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[has] = sums[has] / counts[has]
+        return out, has
+    if agg == "last":
+        order = np.lexsort((seqs, case_pos))
+        ends = np.cumsum(counts)[has] - 1
+        out[has] = values[order][ends]
+        return out, has
+    order = np.lexsort((values, case_pos))  # NaN sorts last within a case
+    v = values[order]
+    starts = (np.cumsum(counts) - counts)[has]
+    k = counts[has]
+    if agg == "median":
+        nan_any = np.bincount(case_pos, weights=np.isnan(values), minlength=n_cases)[has] > 0
+        odd = v[starts + k // 2]
+        lo = v[starts + (k - 1) // 2]
+        with np.errstate(invalid="ignore", over="ignore"):
+            even = (lo + odd) / 2
+        med = np.where(k % 2 == 1, odd, even)
+        med[nan_any] = np.nan
+        out[has] = med
+        return out, has
+    if agg == "best":
+        reduce = np.fmin if direction == "min" else np.fmax
+        out[has] = reduce.reduceat(v, starts)
+        return out, has
+    raise PolicyError(f"unknown aggregate {agg!r}; use one of {', '.join(AGGREGATES)}")
+
+
+def pareto_fronts(points: np.ndarray, *, block: int = 1024) -> np.ndarray:
+    """Front number (1 = non-dominated) of each row of ``points``, every column to be
+    minimised. Equal points share a front. O(n²·m) time, dominance counted in row
+    blocks so memory stays O(block·n)."""
+    pts = np.asarray(points, dtype=np.float64)
+    n = len(pts)
+    fronts = np.zeros(n, np.int64)
+    if n == 0:
+        return fronts
+    dominated_by = np.zeros(n, np.int64)  # how many points dominate each point
+    dominates: list[np.ndarray] = []  # per point, whom it dominates
+    for lo in range(0, n, block):
+        a = pts[lo : lo + block, None, :]
+        dom = (a <= pts[None, :, :]).all(-1) & (a < pts[None, :, :]).any(-1)
+        dominated_by += dom.sum(0)
+        dominates.extend(np.flatnonzero(row) for row in dom)
+    current = np.flatnonzero(dominated_by == 0)
+    front = 1
+    while current.size:
+        fronts[current] = front
+        nxt: list[int] = []
+        for i in current:
+            targets = dominates[i]
+            dominated_by[targets] -= 1
+            nxt.extend(int(j) for j in targets[dominated_by[targets] == 0])
+        current = np.unique(np.asarray(nxt, np.int64))
+        front += 1
+    return fronts
+
+
+def _no_run_reason(statuses: list[str]) -> str:
+    if not statuses:
+        return "no completed run (no runs)"
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+    return "no completed run (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")"
+
+
+def rank_cases(
+    cases: Sequence[str],
+    runs: RunTable,
+    finals: Finals,
+    policy: Policy,
+    *,
+    study: str | None = None,
+    stage: int | None = None,
+    as_of: int | None = None,
+    stages: Mapping[str, int] | None = None,
+) -> Ranking:
+    """Rank ``cases`` from plain arrays — the whole algorithm, with no ledger in sight.
+
+    ``finals[metric]`` holds, for final values in force, the position of each value's
+    run in ``runs``, the value and its seq. ``stages`` (case -> stage) adds a stage to
+    each row.
+    """
+    names = sorted(set(cases))
+    n = len(names)
+    pos = {c: i for i, c in enumerate(names)}
+    run_case = np.fromiter((pos.get(c, -1) for c in runs.case), np.int64, len(runs.case))
+    ok = np.fromiter(
+        (s == "completed" and not inv for s, inv in zip(runs.status, runs.invalidated)),
+        bool,
+        len(runs.case),
+    ) & (run_case >= 0)
+    n_runs = np.bincount(run_case[ok], minlength=n) if n else np.zeros(0, np.int64)
+
+    cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def agg_of(metric: str, direction: str) -> tuple[np.ndarray, np.ndarray]:
+        key = (metric, direction if policy.agg == "best" else "")
+        if key not in cache:
+            empty = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+            idx, vals, seqs = finals.get(metric, empty)
+            idx = np.asarray(idx, np.int64)
+            keep = ok[idx] if len(idx) else np.zeros(0, bool)
+            cache[key] = aggregate(
+                run_case[idx][keep],
+                np.asarray(vals, np.float64)[keep],
+                np.asarray(seqs, np.int64)[keep],
+                n,
+                policy.agg,
+                direction,
+            )
+        return cache[key]
+
+    reason: list[str | None] = [None] * n
+    for i in np.flatnonzero(n_runs == 0):
+        reason[i] = "__no_run__"
+    directions = {k.metric: k.direction for k in policy.keys}
+    broken: list[list[str]] = [[] for _ in range(n)]
+    for c in policy.require:
+        vals, has = agg_of(c.metric, directions.get(c.metric, "min"))
+        holds = c.holds(vals)
+        for i in np.flatnonzero(~holds):
+            detail = f"{policy.agg} {_num(float(vals[i]))}" if has[i] else "no value"
+            broken[i].append(f"{c.text} ({detail})")
+    key_aggs = [agg_of(k.metric, k.direction) for k in policy.keys]
+    for i in range(n):
+        if reason[i] is not None:
+            continue
+        if broken[i]:
+            reason[i] = "infeasible: " + ", ".join(broken[i])
+            continue
+        missing = [k.metric for k, (_, has) in zip(policy.keys, key_aggs) if not has[i]]
+        if missing:
+            reason[i] = "metric missing: " + ", ".join(missing)
+            continue
+        nans = [k.metric for k, (v, _) in zip(policy.keys, key_aggs) if math.isnan(v[i])]
+        if nans:
+            reason[i] = "NaN aggregate: " + ", ".join(f"{m} ({policy.agg})" for m in nans)
+
+    ranked = np.array([i for i in range(n) if reason[i] is None], np.int64)
+    cols = [
+        (v[ranked] if k.direction == "min" else -v[ranked])
+        for k, (v, _) in zip(policy.keys, key_aggs)
+    ]
+    sort_keys: list[np.ndarray] = [ranked]  # case id breaks ties (names are sorted)
+    sort_keys.extend(reversed(cols))
+    fronts = None
+    if policy.pareto and len(ranked):
+        fronts = pareto_fronts(np.column_stack(cols))
+        sort_keys.append(fronts)
+    order = np.lexsort(sort_keys) if len(ranked) else np.empty(0, np.int64)
+
+    rows: list[RankRow] = []
+    for r, j in enumerate(order.tolist(), start=1):
+        i = int(ranked[j])
+        scores = [float(v[i]) for v, _ in key_aggs]
+        rows.append(
+            RankRow(
+                rank=r,
+                case=names[i],
+                score=scores[0] if len(scores) == 1 else scores,
+                runs=int(n_runs[i]),
+                survivor=(r <= policy.top) if policy.top is not None else None,
+                front=int(fronts[j]) if fronts is not None else None,
+                stage=stages.get(names[i]) if stages is not None else None,
+            )
+        )
+    unranked: list[Unranked] = []
+    statuses: dict[int, list[str]] | None = None
+    for i in range(n):
+        why = reason[i]
+        if why is None:
+            continue
+        if why == "__no_run__":
+            if statuses is None:
+                statuses = {}
+                for c, s, inv in zip(run_case.tolist(), runs.status, runs.invalidated):
+                    if c >= 0:
+                        statuses.setdefault(c, []).append(
+                            "invalidated" if inv else (s or "running")
+                        )
+            why = _no_run_reason(statuses.get(i, []))
+        unranked.append(
+            Unranked(
+                case=names[i],
+                reason=why,
+                stage=stages.get(names[i]) if stages is not None else None,
+            )
+        )
+    return Ranking(
+        study=study, stage=stage, as_of=as_of, policy=policy, rows=rows, unranked=unranked
+    )
+
+
+def rank_study(view: StudyView, policy: Policy, stage: int | None = None) -> Ranking:
+    """Rank one study's cases (of ``stage``, or all) from its projections."""
+    dag = view.dag
+    nodes = dag.cases(stage)
+    runs = list(view.runs.runs.values()) if view.runs is not None else []
+    table = RunTable(
+        [r.case for r in runs],
+        [r.status for r in runs],
+        [r.invalidated is not None for r in runs],
+    )
+    finals = view.finals_by_metric(
+        {k.metric for k in policy.keys} | {c.metric for c in policy.require},
+        [r.run for r in runs],
+    )
+    return rank_cases(
+        [n.case for n in nodes],
+        table,
+        finals,
+        policy,
+        study=view.study,
+        stage=stage,
+        as_of=view.as_of,
+        stages={n.case: n.stage for n in nodes},
+    )

@@ -1,0 +1,250 @@
+"""Runs: how each run started, ended and was judged, with its timings and artifacts.
+
+``status`` is None while a run is open. An invalidated run keeps its status (it did
+finish) but ``invalidated`` holds the reason, and ``counts`` is false: rankings, stage
+summaries and statistics leave it out and say why. First and last event times are the
+``ts`` of the run's ``run_started`` and of its latest own event (metrics, finish,
+artifacts; an invalidation is a later judgement, not the run's activity).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ledger import Envelope
+from ledger.events import ArtifactRecorded, RunFinished, RunInvalidated, RunStarted
+
+from .base import BaseProjection, encode_state, partition
+
+__all__ = ["Artifact", "RunInfo", "RunsProjection", "StudyRuns"]
+
+
+class Artifact(msgspec.Struct, array_like=True, gc=False):
+    name: str
+    uri: str
+    seq: int
+    sha256: str | None = None
+    bytes: int | None = None
+    media_type: str | None = None
+
+
+class RunInfo(msgspec.Struct, array_like=True, gc=False):
+    run: str
+    case: str
+    seq: int  # of run_started
+    ts: int  # first event time, µs since the epoch (UTC)
+    attempt: int | None = None
+    seed: int | None = None
+    host: str | None = None
+    pid: int | None = None
+    config: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    status: str | None = None
+    error: str | None = None
+    resources: dict[str, Any] | None = None
+    finished_seq: int | None = None
+    finished_ts: int | None = None
+    last_seq: int = 0
+    last_ts: int = 0
+    invalidated: str | None = None  # the reason
+    invalidated_seq: int | None = None
+    artifacts: list[Artifact] = msgspec.field(default_factory=list)
+
+    @property
+    def counts(self) -> bool:
+        """Completed and not invalidated: the runs rankings aggregate."""
+        return self.status == "completed" and self.invalidated is None
+
+    @property
+    def wall_s(self) -> float | None:
+        """The run's own ``resources.wall_s`` when it reported one, else finish - start."""
+        if self.resources is not None:
+            wall = self.resources.get("wall_s")
+            if isinstance(wall, (int, float)) and not isinstance(wall, bool):
+                return float(wall)
+        if self.finished_ts is None:
+            return None
+        return (self.finished_ts - self.ts) / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "case": self.case,
+            "attempt": self.attempt,
+            "seed": self.seed,
+            "host": self.host,
+            "pid": self.pid,
+            "status": self.status,
+            "error": self.error,
+            "resources": self.resources,
+            "invalidated": self.invalidated,
+            "started_seq": self.seq,
+            "finished_seq": self.finished_seq,
+            "first_ts": self.ts,
+            "last_ts": self.last_ts,
+            "wall_s": self.wall_s,
+            "artifacts": [msgspec.structs.asdict(a) for a in self.artifacts],
+        }
+
+
+class StudyRuns:
+    __slots__ = ("by_case", "runs", "study")
+
+    def __init__(self, study: str) -> None:
+        self.study = study
+        self.runs: dict[str, RunInfo] = {}  # start order
+        self.by_case: dict[str, list[str]] = {}  # case -> run ids in start order
+
+    def _add(self, info: RunInfo) -> None:
+        self.runs[info.run] = info
+        self.by_case.setdefault(info.case, []).append(info.run)
+
+    def run(self, run: str) -> RunInfo | None:
+        return self.runs.get(run)
+
+    def of_case(self, case: str) -> list[RunInfo]:
+        """The case's runs (its attempts), in start order."""
+        return [self.runs[r] for r in self.by_case.get(case, ())]
+
+    def sorted(self) -> list[RunInfo]:
+        """Runs by (case, run) in code-point order."""
+        return sorted(self.runs.values(), key=lambda r: (r.case, r.run))
+
+    def status_counts(self, cases: set[str] | None = None) -> dict[str, int]:
+        """Runs by status (``running`` while open), invalidated ones under
+        ``invalidated``; sorted keys."""
+        counts: dict[str, int] = {}
+        for info in self.runs.values():
+            if cases is not None and info.case not in cases:
+                continue
+            key = "invalidated" if info.invalidated is not None else (info.status or "running")
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+class _StudyState(msgspec.Struct, array_like=True, gc=False):
+    study: str
+    runs: list[RunInfo]
+
+
+class _State(msgspec.Struct, array_like=True, gc=False):
+    seq: int
+    studies: list[_StudyState]
+
+
+_decode_state = msgspec.msgpack.Decoder(_State).decode
+
+
+class RunsProjection(BaseProjection):
+    """Folds run_started, run_finished, run_invalidated, artifact_recorded, and the
+    time of each run's latest metrics."""
+
+    name = "runs"
+    version = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.studies: dict[str, StudyRuns] = {}
+
+    def study(self, name: str) -> StudyRuns | None:
+        return self.studies.get(name)
+
+    def _runs(self, study: str) -> StudyRuns:
+        st = self.studies.get(study)
+        if st is None:
+            st = self.studies[study] = StudyRuns(study)
+        return st
+
+    def _fold(self, envs: list[Envelope]) -> None:
+        split = partition(envs)
+        for env in split.other:
+            ev = env.event
+            kind = type(ev)
+            if kind is RunStarted:
+                st = self._runs(ev.study)
+                if ev.run in st.runs:
+                    continue
+                st._add(
+                    RunInfo(
+                        ev.run,
+                        ev.case,
+                        env.seq,
+                        env.ts,
+                        ev.attempt,
+                        ev.seed,
+                        ev.host,
+                        ev.pid,
+                        ev.config,
+                        ev.provenance,
+                        last_seq=env.seq,
+                        last_ts=env.ts,
+                    )
+                )
+                continue
+            if kind not in (RunFinished, RunInvalidated, ArtifactRecorded):
+                continue
+            st = self.studies.get(ev.study)
+            info = st.runs.get(ev.run) if st is not None else None
+            if info is None:
+                continue
+            if kind is RunFinished:
+                if info.status is None:
+                    info.status = ev.status
+                    info.error = ev.error
+                    info.resources = ev.resources
+                    info.finished_seq = env.seq
+                    info.finished_ts = env.ts
+                    info.last_seq, info.last_ts = env.seq, env.ts
+            elif kind is RunInvalidated:
+                if info.invalidated is None:
+                    info.invalidated = ev.reason
+                    info.invalidated_seq = env.seq
+            else:
+                info.artifacts.append(
+                    Artifact(ev.name, ev.uri, env.seq, ev.sha256, ev.bytes, ev.media_type)
+                )
+                info.last_seq, info.last_ts = env.seq, env.ts
+        if split.metrics:
+            # The latest metrics event per run wins: one dict build, no per-run search.
+            study = split.single_study
+            if study is not None:
+                st = self.studies.get(study)
+                if st is not None:
+                    self._touch(st, dict(zip(split.runs, split.metrics)))
+            else:
+                latest: dict[str, dict[str, Envelope]] = {}
+                for key, env in zip(zip(split.studies, split.runs), split.metrics):
+                    latest.setdefault(key[0], {})[key[1]] = env
+                for name, per_run in latest.items():
+                    st = self.studies.get(name)
+                    if st is not None:
+                        self._touch(st, per_run)
+
+    @staticmethod
+    def _touch(st: StudyRuns, latest: dict[str, Envelope]) -> None:
+        runs = st.runs
+        for run, env in latest.items():
+            info = runs.get(run)
+            if info is not None and env.seq > info.last_seq:
+                info.last_seq, info.last_ts = env.seq, env.ts
+
+    def snapshot(self) -> bytes:
+        return encode_state(
+            _State(
+                self.seq,
+                [_StudyState(name, list(st.runs.values())) for name, st in self.studies.items()],
+            )
+        )
+
+    def restore(self, data: bytes) -> None:
+        state = _decode_state(data)
+        studies: dict[str, StudyRuns] = {}
+        for st in state.studies:
+            runs = StudyRuns(st.study)
+            for info in st.runs:
+                runs._add(info)
+            studies[st.study] = runs
+        self.studies = studies
+        self.seq = state.seq
