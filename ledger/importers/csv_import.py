@@ -49,6 +49,7 @@ from .common import (
     ImportSourceError,
     Progress,
     Ticker,
+    bounded_id,
     check_name,
     format_utc,
     parse_number,
@@ -196,7 +197,7 @@ def _need(header: list[str], name: str | None, option: str, where: str) -> None:
 # -- wide ------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     study: str
     case: str
@@ -355,6 +356,8 @@ def read_csv_wide(
     metric_values = 0
     stepped_values = 0
 
+    run_lines: dict[tuple[str, str], int] = {}
+    run_events: list[dict[str, Any]] = []
     for n, (line, row) in enumerate(rows, 1):
         where = f"{src}:{line}"
         if study_column is not None:
@@ -436,7 +439,7 @@ def read_csv_wide(
                 ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
 
         # metrics
-        values: dict[str, int | float] = {}
+        values = {}
         for c, i in metric_cols:
             cell = row[i]
             if cell == "":
@@ -473,19 +476,19 @@ def read_csv_wide(
 
         rkey = (s, run_id)
         if sample_as == "run":
-            if rkey in runs:
+            if rkey in run_lines:
                 raise ImportSourceError(
-                    f"run {run_id!r} appears again (first at line {runs[rkey].line}); run ids "
+                    f"run {run_id!r} appears again (first at line {run_lines[rkey]}); run ids "
                     "are unique within a study",
                     where=where,
                     field=run,
                     label="column",
                 )
-            r = _Run(s, case_id, run_id, line, ts=ts, ts_end=ts, error=err, config=attrs)
-            r.status = row_status or (status_from_error(err) if err else "completed")
-            r.final = values
+            run_lines[rkey] = line
+            final_status = row_status or (status_from_error(err) if err else "completed")
+            statuses[final_status] += 1
             metric_values += len(values)
-            runs[rkey] = r
+            _row_events(run_events, s, case_id, run_id, ts, attrs, values, final_status, err)
         else:
             st = _int_cell(row[idx[step]], where, step, "a step")  # type: ignore[index]
             r = runs.get(rkey)
@@ -521,7 +524,7 @@ def read_csv_wide(
                     )
                 r.status = row_status
 
-    if not rows or not runs:
+    if not rows or not (runs or run_lines):
         what = f"no row of study {study!r}" if other_study_rows else "no data rows"
         raise ImportSourceError(f"{what}; nothing to import", where=src)
 
@@ -534,11 +537,11 @@ def read_csv_wide(
             ev["params"] = info["params"]
         ev["id"] = stable_id("csv", s, "case", case_id)
         events.append(ev)
+    events.extend(run_events)
     for r in runs.values():
-        if sample_as == "step":
-            r.config = _collapse(r.per_step, len(r.steps))
-            r.status = r.status or "completed"
-        statuses[r.status or "completed"] += 1
+        r.config = _collapse(r.per_step, len(r.steps))
+        r.status = r.status or "completed"
+        statuses[r.status] += 1
         events.extend(_wide_run_events(r))
 
     summary = {
@@ -549,7 +552,7 @@ def read_csv_wide(
         "rows": len(rows),
         "rows_of_other_studies": other_study_rows,
         "cases": len(cases),
-        "runs": len(runs),
+        "runs": len(runs) + len(run_lines),
         "metric_values": metric_values,
         "stepped_values": stepped_values,
         "empty_cells": dict(sorted(empty.items())),
@@ -615,13 +618,54 @@ def _fmt(dt: datetime | None) -> str | None:
     return None if dt is None else format_utc(dt)
 
 
+def _row_events(
+    out: list[dict[str, Any]],
+    study: str,
+    case: str,
+    run: str,
+    ts: datetime | None,
+    config: dict[str, Any],
+    values: dict[str, int | float],
+    status: str,
+    error: str | None,
+) -> None:
+    """The three events of a run that is one row (the hot path of a wide file)."""
+    base = f"csv:{study}:run:{run}:"
+    stamp = format_utc(ts) if ts is not None else None
+    ev: dict[str, Any] = {"type": "run_started", "study": study, "case": case, "run": run}
+    if config:
+        ev["config"] = config
+    ev["id"] = bounded_id(base + "started")
+    if stamp:
+        ev["ts"] = stamp
+    out.append(ev)
+    if values:
+        m: dict[str, Any] = {
+            "type": "metrics_recorded",
+            "study": study,
+            "run": run,
+            "values": values,
+            "id": bounded_id(base + "final"),
+        }
+        if stamp:
+            m["ts"] = stamp
+        out.append(m)
+    fin: dict[str, Any] = {"type": "run_finished", "study": study, "run": run, "status": status}
+    if error is not None:
+        fin["error"] = error
+    fin["id"] = bounded_id(base + "finished")
+    if stamp:
+        fin["ts"] = stamp
+    out.append(fin)
+
+
 def _wide_run_events(r: _Run) -> list[dict[str, Any]]:
-    base = ("csv", r.study, "run", r.run)
+    base = f"csv:{r.study}:run:{r.run}:"
     start = _fmt(r.ts)
     ev: dict[str, Any] = {"type": "run_started", "study": r.study, "case": r.case, "run": r.run}
     if r.config:
         ev["config"] = r.config
-    ev["id"] = stable_id(*base, "started")
+    ev["id"] = bounded_id(base + "started")
     if start:
         ev["ts"] = start
     out = [ev]
@@ -634,7 +678,7 @@ def _wide_run_events(r: _Run) -> list[dict[str, Any]]:
                 "run": r.run,
                 "step": st,
                 "values": values,
-                "id": stable_id(*base, "step", st),
+                "id": bounded_id(f"{base}step:{st}"),
             }
             if ts is not None:
                 m["ts"] = _fmt(ts)
@@ -645,7 +689,7 @@ def _wide_run_events(r: _Run) -> list[dict[str, Any]]:
             "study": r.study,
             "run": r.run,
             "values": r.final,
-            "id": stable_id(*base, "final"),
+            "id": bounded_id(base + "final"),
         }
         if start:
             m["ts"] = start
@@ -658,7 +702,7 @@ def _wide_run_events(r: _Run) -> list[dict[str, Any]]:
     }
     if r.error is not None:
         fin["error"] = r.error
-    fin["id"] = stable_id(*base, "finished")
+    fin["id"] = bounded_id(base + "finished")
     end = _fmt(r.ts_end)
     if end:
         fin["ts"] = end
