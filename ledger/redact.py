@@ -40,7 +40,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SECRET_VALUE = re.compile(
     "|".join(
         [
-            r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]*:[^/\s@]+@",  # URL with a password
+            r"\b[a-zA-Z][a-zA-Z0-9+.\-]{0,30}://[^/\s:@]{0,256}:[^/\s@]{1,256}@",  # URL with a password
             r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key id
             r"\bgh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
             r"\bgithub_pat_[A-Za-z0-9_]{22,}",
