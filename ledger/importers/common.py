@@ -84,8 +84,8 @@ class MissingDependency(ImportSourceError):
 class ImportResult:
     """The events to append as one batch, and a deterministic summary for people.
 
-    ``summary`` holds only JSON-able values with sorted keys, so ``--dry-run --json``
-    prints the same bytes for the same source.
+    ``summary`` holds only JSON-able values in an order fixed by the source (no set or
+    hash order), so ``--dry-run --json`` prints the same bytes for the same source.
     """
 
     events: list[dict[str, Any]]

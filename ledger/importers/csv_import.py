@@ -194,6 +194,64 @@ def _need(header: list[str], name: str | None, option: str, where: str) -> None:
         )
 
 
+def _resolve_roles(
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
+    src: str,
+    *,
+    fixed: list[tuple[str | None, str, str]],
+    case: Sequence[str],
+    error_column: str | None,
+    by_pattern: list[tuple[str, Sequence[str], str]],
+    unmapped: str,
+) -> dict[str, str]:
+    """Every column's one role, or an error naming the option or the columns left over."""
+    roles: dict[str, str] = {}
+
+    def claim(col: str, role: str) -> None:
+        if col in roles and roles[col] != role:
+            raise ImportSourceError(
+                f"mapped twice: as {roles[col]} and as {role}; give each column one role",
+                where=src,
+                field=col,
+                label="column",
+            )
+        roles[col] = role
+
+    for col, role, option in fixed:
+        _need(header, col, option, src)
+        if col is not None:
+            claim(col, role)
+    for col in case:
+        _need(header, col, "--case", src)
+        claim(col, "case")
+    _need(header, error_column, "--error-column", src)  # read, not claimed: it has a role too
+    for option, pats, role in by_pattern:
+        # a glob never steals a column that a name (or an earlier option) already claimed
+        names = [p for p in pats if not any(ch in p for ch in "*?[")]
+        for col in _match(header, names, option, src):
+            claim(col, role)
+        for col in _match(header, [p for p in pats if p not in names], option, src):
+            roles.setdefault(col, role)
+
+    left = [h for h in header if h not in roles]
+    if left and unmapped == "error":
+        raise ImportSourceError(
+            f"{len(left)} column(s) not mapped to a role: {', '.join(left)}; map each with "
+            "--metric, --param, --config, --json-column or --ignore, or set "
+            "--unmapped auto|config|ignore",
+            where=src,
+        )
+    for col in left:
+        if unmapped == "auto":
+            i = header.index(col)
+            numeric = all(r[i] == "" or parse_number(r[i]) is not None for _, r in rows)
+            roles[col] = "metric" if numeric and any(r[i] for _, r in rows) else "config"
+        else:
+            roles[col] = unmapped
+    return roles
+
+
 # -- wide ------------------------------------------------------------------------
 
 
@@ -206,8 +264,6 @@ class _Run:
     ts: datetime | None = None
     ts_end: datetime | None = None
     status: str | None = None
-    error: str | None = None
-    final: dict[str, int | float] = field(default_factory=dict)
     steps: dict[int, tuple[int, dict[str, int | float], datetime | None]] = field(
         default_factory=dict
     )
@@ -275,68 +331,29 @@ def read_csv_wide(
 
     header, rows = _read_rows(path, delimiter, encoding, progress)
 
-    # -- roles ------------------------------------------------------------------
-    roles: dict[str, str] = {}
-
-    def claim(col: str, role: str) -> None:
-        if col in roles and roles[col] != role:
-            raise ImportSourceError(
-                f"mapped twice: as {roles[col]} and as {role}; give each column one role",
-                where=src,
-                field=col,
-                label="column",
-            )
-        roles[col] = role
-
-    fixed = [
-        (study_column, "study", "--study-column"),
-        (run, "run", "--run"),
-        (stage, "stage", "--stage"),
-        (status, "status", "--status"),
-        (step, "step", "--step"),
-        (time_column, "time", "--time-column"),
-    ]
-    for col, role, option in fixed:
-        _need(header, col, option, src)
-        if col is not None:
-            claim(col, role)
-    for col in case:
-        _need(header, col, "--case", src)
-        claim(col, "case")
-    _need(header, error_column, "--error-column", src)
-    for col in _match(header, json_columns, "--json-column", src):
-        claim(col, "json")
-    for option, pats, role in (
-        ("--metric", metrics, "metric"),
-        ("--param", params, "param"),
-        ("--config", config, "config"),
-        ("--ignore", ignore, "ignore"),
-    ):
-        # a glob never steals a column that an exact option already claimed
-        explicit = [p for p in pats if not any(ch in p for ch in "*?[")]
-        for col in _match(header, explicit, option, src):
-            claim(col, role)
-        for col in _match(header, [p for p in pats if p not in explicit], option, src):
-            if col not in roles:
-                roles[col] = role
-
-    left = [h for h in header if h not in roles]
-    if left and unmapped == "error":
-        raise ImportSourceError(
-            f"{len(left)} column(s) not mapped to a role: {', '.join(left)}; map each with "
-            "--metric, --param, --config, --json-column or --ignore, or set "
-            "--unmapped auto|config|ignore",
-            where=src,
-        )
-    if unmapped == "auto":
-        for col in left:
-            i = header.index(col)
-            numeric = all(r[i] == "" or parse_number(r[i]) is not None for _, r in rows)
-            roles[col] = "metric" if numeric and any(r[i] for _, r in rows) else "config"
-    elif unmapped in ("config", "ignore"):
-        for col in left:
-            roles[col] = unmapped
-
+    roles = _resolve_roles(
+        header,
+        rows,
+        src,
+        fixed=[
+            (study_column, "study", "--study-column"),
+            (run, "run", "--run"),
+            (stage, "stage", "--stage"),
+            (status, "status", "--status"),
+            (step, "step", "--step"),
+            (time_column, "time", "--time-column"),
+        ],
+        case=case,
+        error_column=error_column,
+        by_pattern=[
+            ("--json-column", json_columns, "json"),
+            ("--metric", metrics, "metric"),
+            ("--param", params, "param"),
+            ("--config", config, "config"),
+            ("--ignore", ignore, "ignore"),
+        ],
+        unmapped=unmapped,
+    )
     idx = {h: i for i, h in enumerate(header)}
     metric_cols = [(h, idx[h]) for h in header if roles[h] == "metric"]
     param_cols = [(h, idx[h]) for h in header if roles[h] == "param"]
@@ -461,7 +478,7 @@ def read_csv_wide(
                 continue
             attrs[c] = _json_cell(cell, where, c) if c in json_set else cell
         if time_column is not None and ts is not None:
-            attrs[time_column] = _fmt(ts)
+            attrs[time_column] = format_utc(ts)
         if sample_as == "run" and step is not None and row[idx[step]] != "":
             # the same flags serve both modes: in run mode the sample index is an attribute
             attrs[step] = _int_cell(row[idx[step]], where, step, "a step")
@@ -542,7 +559,7 @@ def read_csv_wide(
         r.config = _collapse(r.per_step, len(r.steps))
         r.status = r.status or "completed"
         statuses[r.status] += 1
-        events.extend(_wide_run_events(r))
+        events.extend(_step_run_events(r))
 
     summary = {
         "source": src,
@@ -614,10 +631,6 @@ def _collapse(per_step: dict[str, dict[str, Any]], n_steps: int) -> dict[str, An
     return out
 
 
-def _fmt(dt: datetime | None) -> str | None:
-    return None if dt is None else format_utc(dt)
-
-
 def _row_events(
     out: list[dict[str, Any]],
     study: str,
@@ -659,15 +672,15 @@ def _row_events(
     out.append(fin)
 
 
-def _wide_run_events(r: _Run) -> list[dict[str, Any]]:
+def _step_run_events(r: _Run) -> list[dict[str, Any]]:
+    """The events of a run whose rows are its steps (``sample_as="step"``)."""
     base = f"csv:{r.study}:run:{r.run}:"
-    start = _fmt(r.ts)
     ev: dict[str, Any] = {"type": "run_started", "study": r.study, "case": r.case, "run": r.run}
     if r.config:
         ev["config"] = r.config
     ev["id"] = bounded_id(base + "started")
-    if start:
-        ev["ts"] = start
+    if r.ts is not None:
+        ev["ts"] = format_utc(r.ts)
     out = [ev]
     for st in sorted(r.steps):
         _, values, ts = r.steps[st]
@@ -681,31 +694,17 @@ def _wide_run_events(r: _Run) -> list[dict[str, Any]]:
                 "id": bounded_id(f"{base}step:{st}"),
             }
             if ts is not None:
-                m["ts"] = _fmt(ts)
+                m["ts"] = format_utc(ts)
             out.append(m)
-    if r.final:
-        m = {
-            "type": "metrics_recorded",
-            "study": r.study,
-            "run": r.run,
-            "values": r.final,
-            "id": bounded_id(base + "final"),
-        }
-        if start:
-            m["ts"] = start
-        out.append(m)
     fin: dict[str, Any] = {
         "type": "run_finished",
         "study": r.study,
         "run": r.run,
         "status": r.status or "completed",
+        "id": bounded_id(base + "finished"),
     }
-    if r.error is not None:
-        fin["error"] = r.error
-    fin["id"] = bounded_id(base + "finished")
-    end = _fmt(r.ts_end)
-    if end:
-        fin["ts"] = end
+    if r.ts_end is not None:
+        fin["ts"] = format_utc(r.ts_end)
     out.append(fin)
     return out
 
@@ -719,13 +718,14 @@ def read_csv_long(
     study: str | None = None,
     study_column: str | None = None,
     run: str = "run",
-    metric: str = "metric",
+    metric_column: str = "metric",
     step: str | None = "step",
-    value: str = "value",
-    case: str | None = None,
+    value_column: str = "value",
+    case: Sequence[str] = (),
+    case_sep: str = "/",
     ignore: Sequence[str] = (),
     unmapped: Literal["error", "ignore"] = "error",
-    status: str | None = "completed",
+    finish_status: str | None = "completed",
     delimiter: str = ",",
     encoding: str = "utf-8-sig",
     progress: Progress | None = None,
@@ -733,9 +733,11 @@ def read_csv_long(
     """Parse a long CSV (a row per run, metric, step and value) into one batch of events.
 
     An empty step cell is a final value; ``step=None`` for files without a step column.
-    The case is the ``case`` column's value, else the run id. Runs finish with
-    ``status`` (``None`` leaves them open). A later row for the same run, metric and step
-    supersedes an earlier one (counted as ``superseded``), as a later event would.
+    The case is the ``case`` columns' values joined with ``case_sep``, else the run id.
+    Runs finish with ``finish_status`` (``None`` leaves them open). A later row for the
+    same run, metric and step supersedes an earlier one (counted as ``superseded``), as a
+    later event would. Option names match ``read_csv_wide`` where they mean the same
+    column, so one set of CLI flags serves both.
 
     Raises ``ImportSourceError`` naming ``file:line`` and the column for a value that is
     not a number, a step that is not an int ≥ 0, an empty run or metric cell, or a run
@@ -743,21 +745,23 @@ def read_csv_long(
     """
     path = Path(path)
     src = str(path)
-    if status is not None and status not in set(STATUS_WORDS.values()):
-        raise ImportSourceError(f"status must be a ledger status or None, not {status!r}")
+    if finish_status is not None and finish_status not in set(STATUS_WORDS.values()):
+        raise ImportSourceError(
+            f"finish_status must be a ledger status or None, not {finish_status!r}"
+        )
     header, rows = _read_rows(path, delimiter, encoding, progress)
     named = [
         (study_column, "--study-column"),
         (run, "--run"),
-        (metric, "--metric"),
+        (metric_column, "--metric-column"),
         (step, "--step"),
-        (value, "--value"),
-        (case, "--case"),
+        (value_column, "--value-column"),
+        *((c, "--case") for c in case),
     ]
     for col, option in named:
         _need(header, col, option, src)
     used = {c for c, _ in named if c is not None}
-    long_roles = {c: opt[2:].replace("-column", "") for c, opt in named if c is not None}
+    long_roles = {c: opt[2:].replace("-column", "") for c, opt in named if c}
     ignored = set(_match(header, ignore, "--ignore", src))
     left = [h for h in header if h not in used and h not in ignored]
     if left and unmapped == "error":
@@ -767,9 +771,9 @@ def read_csv_long(
             where=src,
         )
     idx = {h: i for i, h in enumerate(header)}
-    i_run, i_metric, i_value = idx[run], idx[metric], idx[value]
+    i_run, i_metric, i_value = idx[run], idx[metric_column], idx[value_column]
     i_step = idx[step] if step is not None else None
-    i_case = idx[case] if case is not None else None
+    i_case = [idx[c] for c in case]
     i_study = idx[study_column] if study_column is not None else None
 
     default_study = study if study is not None else path.stem
@@ -792,14 +796,14 @@ def read_csv_long(
             s = default_study
         study_order.setdefault(s, None)
         run_id = check_name(row[i_run], "run", where=where, field=run, label="column")
-        case_id = row[i_case] if i_case is not None else run_id
-        check_name(case_id, "case", where=where, field=case or run, label="column")
+        case_id = case_sep.join(row[i] for i in i_case) if i_case else run_id
+        check_name(case_id, "case", where=where, field=case[0] if case else run, label="column")
         name = row[i_metric]
         if not name:
             raise ImportSourceError(
                 "is empty; every row names its metric",
                 where=where,
-                field=metric,
+                field=metric_column,
                 label="column",
             )
         cell = row[i_value]
@@ -809,7 +813,7 @@ def read_csv_long(
         num = parse_number(cell)
         if num is None:
             raise ImportSourceError(
-                f"{cell!r} is not a number", where=where, field=value, label="column"
+                f"{cell!r} is not a number", where=where, field=value_column, label="column"
             )
         st = None
         if i_step is not None and row[i_step] != "":
@@ -822,7 +826,7 @@ def read_csv_long(
                 f"run {run_id!r} belongs to case {r['case']!r} at line {r['line']} but to "
                 f"{case_id!r} here",
                 where=where,
-                field=case,
+                field=case[0] if case else run,
                 label="column",
             )
         bucket = r["final"] if st is None else r["steps"].setdefault(st, {})
@@ -884,13 +888,13 @@ def read_csv_long(
                     "id": stable_id(*base, "final"),
                 }
             )
-        if status is not None:
+        if finish_status is not None:
             events.append(
                 {
                     "type": "run_finished",
                     "study": s,
                     "run": run_id,
-                    "status": status,
+                    "status": finish_status,
                     "id": stable_id(*base, "finished"),
                 }
             )

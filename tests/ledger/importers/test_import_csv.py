@@ -344,7 +344,7 @@ def test_long_file(tmp_path):
         "r2,loss,0,2.5,c1\n"
     )
     path = write(tmp_path, text)
-    res = read_csv_long(path, case="case", study="s")
+    res = read_csv_long(path, case=["case"], study="s")
     valid(res.events)
     assert [(e["type"], e.get("case"), e.get("run")) for e in res.events[:2]] == [
         ("study_created", None, None),
@@ -369,13 +369,13 @@ def test_long_file(tmp_path):
     }
     bad = write(tmp_path, text + "r3,loss,2,oops,c2\n")
     with pytest.raises(ImportSourceError) as err:
-        read_csv_long(bad, case="case")
+        read_csv_long(bad, case=["case"])
     assert str(err.value) == f"{bad}:8: column 'value': 'oops' is not a number"
     bad = write(tmp_path, text + "r1,loss,2,1,c9\n")
     with pytest.raises(
         ImportSourceError, match=r":8: column 'case': run 'r1' belongs to case 'c1' at line 2"
     ):
-        read_csv_long(bad, case="case")
+        read_csv_long(bad, case=["case"])
     with pytest.raises(ImportSourceError, match=r"1 column\(s\) not mapped to a role: case"):
         read_csv_long(path)
     assert read_csv_long(path, ignore=["case"]).summary["cases"] == 2  # case = run id
@@ -387,7 +387,9 @@ def test_long_file(tmp_path):
         "values": {"acc": 1},
         "id": "csv:t:run:r1:final",
     }
-    assert by_type(read_csv_long(no_step, step=None, status=None).events, "run_finished") == []
+    assert (
+        by_type(read_csv_long(no_step, step=None, finish_status=None).events, "run_finished") == []
+    )
 
 
 # -- the llm-evals table -----------------------------------------------------------
