@@ -39,7 +39,6 @@ from .common import (
     Progress,
     Ticker,
     check_name,
-    is_number,
     stable_id,
     study_created,
     to_utc,
@@ -154,6 +153,11 @@ def _text_field(obj: dict[str, Any], key: str, where: str, hint: str) -> str:
     return value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal content, NaN included (only computed when a run key is seen twice)."""
+    return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def _digest(metrics: dict[str, Any]) -> str:
     canon = json.dumps(metrics, sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.blake2b(canon.encode("utf-8"), digest_size=8).hexdigest()
@@ -187,7 +191,7 @@ def read_orfs(
 
     cases: dict[str, dict[str, Any]] = {}
     runs: list[list[dict[str, Any]]] = []
-    seen: dict[str, tuple[str, str]] = {}  # run id -> (where, content digest)
+    seen: dict[str, tuple[str, tuple[Any, dict[str, Any]]]] = {}  # run id -> (where, content)
     skipped: Counter[str] = Counter()
     counts = Counter[str]()
     assumed_utc = 0
@@ -241,10 +245,10 @@ def read_orfs(
                     ) from None
                 assumed_utc += assumed
 
-            content = _digest({"date": date, "metrics": metrics})
+            content = (date, metrics)
             if run in seen:
                 first, first_content = seen[run]
-                if first_content == content:
+                if _same(first_content, content):
                     counts["duplicate_records"] += 1
                     continue
                 raise ImportSourceError(
@@ -310,25 +314,28 @@ def _run_events(
     if ts is not None:
         config["date"] = ts
 
+    attributes = stepped = durations = 0
     for key, value in metrics.items():
+        kind = type(value)  # exact types: a bool is not a number here
         if key.startswith("run__flow__"):
             config[key] = value
-            counts["attributes"] += 1
-            continue
-        m = _ITER.search(key)
-        if m is not None and is_number(value):
+            attributes += 1
+        elif kind is not float and kind is not int:
+            if kind is str and (seconds := parse_duration(value)) is not None:
+                final[key] = seconds
+                durations += 1
+            else:
+                config[key] = value
+                skipped[value_kind(value)] += 1
+        elif "__iter:" in key and (m := _ITER.search(key)) is not None:
             steps.setdefault(int(m.group(1)), {})[key[: m.start()]] = value
-            counts["stepped_values"] += 1
-        elif is_number(value):
-            final[key] = value
-            counts["metric_values"] += 1
-        elif isinstance(value, str) and (seconds := parse_duration(value)) is not None:
-            final[key] = seconds
-            counts["metric_values"] += 1
-            counts["durations"] += 1
+            stepped += 1
         else:
-            config[key] = value
-            skipped[value_kind(value)] += 1
+            final[key] = value
+    counts["attributes"] += attributes
+    counts["stepped_values"] += stepped
+    counts["durations"] += durations
+    counts["metric_values"] += len(final)
 
     base = ("orfs", study, "run", run)
     stamp = {"ts": ts} if ts is not None else {}
