@@ -85,6 +85,7 @@ STATUS_WORDS: dict[str, str] = {
     **dict.fromkeys(["cancelled", "canceled", "killed", "aborted"], "cancelled"),
     **dict.fromkeys(["interrupted"], "interrupted"),
 }
+MAX_CELL = 1 << 20
 _TIMEOUT = re.compile(r"time[sd]?[\s_-]*out|deadline", re.IGNORECASE)
 _CANCEL = re.compile(r"cancel|kill|abort", re.IGNORECASE)
 _INTERRUPT = re.compile(r"interrupt", re.IGNORECASE)
@@ -123,12 +124,13 @@ def _read_rows(
 ) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and every record with the line it starts on; blank lines skipped."""
     try:
-        total = path.stat().st_size
         handle = path.open("r", encoding=encoding, newline="")
     except OSError as exc:
         raise ImportSourceError(f"cannot read: {exc.strerror}", where=str(path)) from None
-    ticker = Ticker(progress, total, every=8192)
+    ticker = Ticker(progress, None, every=8192)  # rows read; the total is not known up front
     rows: list[tuple[int, list[str]]] = []
+    # long model outputs exceed the csv module's 128 KiB default; an event takes 1 MiB
+    limit = csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
     with handle:
         reader = csv.reader(handle, delimiter=delimiter, strict=True)
         try:
@@ -157,6 +159,8 @@ def _read_rows(
                 f"not {encoding} text ({exc.reason}); pass the file's encoding",
                 where=str(path),
             ) from None
+        finally:
+            csv.field_size_limit(limit)
     ticker.done(len(rows))
     names = [h.strip() for h in header]
     seen: set[str] = set()

@@ -494,3 +494,20 @@ def test_llm_evals_both_modes_append_cleanly(llm, tmp_path):
             assert led.append(events, source=str(llm)).appended == len(events)
             again = led.append(read_csv_wide(llm, sample_as=mode, **LLM_ARGS).events)
             assert (again.appended, again.duplicates) == (0, len(events))
+
+
+def test_long_text_cells_and_encoding_errors(tmp_path):
+    import csv
+
+    big = "x" * 300_000  # over the csv module's 128 KiB default field limit
+    path = write(tmp_path, f'run,out,acc\nr1,"{big}",1\n')
+    before = csv.field_size_limit()
+    res = read_csv_wide(path, run="run", config=["out"], metrics=["acc"])
+    assert by_type(res.events, "run_started")[0]["config"]["out"] == big
+    assert csv.field_size_limit() == before  # the process-wide limit is restored
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("run,acc\nr\xe9,1\n".encode("latin-1"))
+    with pytest.raises(ImportSourceError, match="not utf-8-sig text"):
+        read_csv_wide(latin, run="run", metrics=["acc"])
+    res = read_csv_wide(latin, run="run", metrics=["acc"], encoding="latin-1")
+    assert by_type(res.events, "run_started")[0]["run"] == "ré"
