@@ -141,9 +141,20 @@ def _reject_constant(token: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
 
 
+_CHOICES = {
+    "status": "completed, failed, pruned, timeout, cancelled, interrupted",
+    "direction": "min, max",
+}
+
+
 def _msg(exc: Exception) -> str:
     text = str(exc)
-    return text[:1].lower() + text[1:] if text else type(exc).__name__
+    text = text[:1].lower() + text[1:] if text else type(exc).__name__
+    if text.startswith("invalid enum value"):
+        field = (_path(exc) or "").rsplit(".", 1)[-1]
+        if field in _CHOICES:
+            text += f" (one of: {_CHOICES[field]})"
+    return text
 
 
 def event_from_obj(obj: Any) -> Event:

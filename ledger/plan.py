@@ -1,0 +1,114 @@
+"""The resume plan (DESIGN §5 and §6): what a restarted runner still has to do.
+
+A started, unfinished run is *running* only while its lease is fresh or it is on this
+host with its pid alive; otherwise it is *interrupted* — its process is provably gone.
+Runs already closed with status ``interrupted`` count as interrupted too. A case is
+*pending* when it has no completed and no running run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import msgspec
+
+from .errors import LedgerError
+from .summary import StudyState
+
+__all__ = ["Plan", "build_plan", "lease_key", "pid_alive"]
+
+_lease_decode = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+def lease_key(study: str, run: str) -> bytes:
+    return f"{study}\x00{run}".encode("utf-8", "surrogatepass")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Plan(msgspec.Struct, kw_only=True):
+    study: str
+    completed: list[str]
+    failed: list[str]
+    interrupted: list[str]
+    running: list[str]
+    pending: list[str]
+    done_cases: list[str]
+    to_close: list[tuple[str, str]] = msgspec.field(default_factory=list)
+
+    def done(self, case: Any) -> bool:
+        """True once the case has a completed run: a runner can skip it."""
+        name = getattr(case, "id", case)
+        return name in self._done_set
+
+    @property
+    def _done_set(self) -> frozenset[str]:
+        return frozenset(self.done_cases)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "completed": self.completed,
+            "failed": self.failed,
+            "interrupted": self.interrupted,
+            "running": self.running,
+            "pending": self.pending,
+        }
+
+
+def build_plan(ledger: Any, study: str, state: StudyState, *, now: float | None = None) -> Plan:
+    """Classify a study's runs and cases. Raises ``LedgerError`` for an unknown study."""
+    if not ledger.has_study(study):
+        known = ", ".join(ledger.studies()) or "none"
+        raise LedgerError(f"unknown study {study!r} (known: {known})")
+    now = time.time() if now is None else now
+    host = socket.gethostname()
+    completed, failed, interrupted, running = [], [], [], []
+    to_close: list[tuple[str, str]] = []
+    for run_id, run in sorted(state.runs.items()):
+        if run.status is None:
+            lease_raw = ledger.aux_get("leases", lease_key(study, run_id))
+            lease = _lease_decode.decode(lease_raw) if lease_raw else None
+            fresh = lease is not None and lease.get("expires", 0) > now
+            same_host = run.host == host and run.pid is not None
+            if fresh or (same_host and pid_alive(run.pid)):
+                running.append(run_id)
+                continue
+            interrupted.append(run_id)
+            # Only a provably dead run is closed; one we cannot see stays open.
+            if same_host:
+                to_close.append((run_id, f"process {run.pid} on {host} is gone"))
+            elif lease is not None:
+                to_close.append((run_id, "its lease expired (no heartbeat)"))
+        elif run.invalidated:
+            continue
+        elif run.status == "completed":
+            completed.append(run_id)
+        elif run.status == "interrupted":
+            interrupted.append(run_id)
+        else:
+            failed.append(run_id)
+    done = sorted({state.runs[r].case for r in completed})
+    busy = {state.runs[r].case for r in running}
+    pending = sorted(c for c in state.cases if c not in done and c not in busy)
+    return Plan(
+        study=study,
+        completed=completed,
+        failed=failed,
+        interrupted=interrupted,
+        running=running,
+        pending=pending,
+        done_cases=done,
+        to_close=to_close,
+    )

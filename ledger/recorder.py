@@ -1,0 +1,505 @@
+"""The runner side (DESIGN §6): buffered recording of studies, cases, runs and metrics.
+
+A runner pays microseconds per metric: events go to an in-memory buffer that is
+committed as one batch when it reaches ``batch_size``, every ``interval`` seconds (a
+background thread), when a run finishes, on exit, and on SIGTERM/SIGINT. ``kill -9``
+therefore loses at most what was buffered since the last commit; ``durable=True``
+commits every event. A run's final values are held back and committed in the same batch
+as its ``run_finished``, so a killed run never leaves final results that look complete.
+
+Run ids are deterministic (``case#attempt``, or ``case~sSEED#attempt`` with a seed), so
+a restarted runner that re-emits what was already recorded appends nothing new.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from .errors import LedgerDecodeError, LedgerError, RuleViolation
+from .events import (
+    ArtifactRecorded,
+    CaseCreated,
+    EcoApplied,
+    MetricsRecorded,
+    Objective,
+    RunFinished,
+    RunStarted,
+    SelectionRecorded,
+    StudyCreated,
+)
+from .log import Ledger
+from .plan import Plan, build_plan, lease_key
+from .summary import StudyState, fold_studies
+
+__all__ = ["CaseHandle", "Recorder", "RunHandle"]
+
+_lease_pack = msgspec.msgpack.Encoder().encode
+
+
+def _clean_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Metric values as plain ints and floats, refused at the call site when they are not
+    numbers, so a bad value never enters the buffer (and never blocks later commits)."""
+    out = dict(values)
+    for name, value in out.items():
+        kind = type(value)
+        if kind is float or kind is int:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise LedgerDecodeError(
+                f"metric {name!r}: {value!r} is not a number (metric values are ints or floats)",
+                event_type="metrics_recorded",
+                field=f"values.{name}",
+            )
+        out[name] = int(value) if isinstance(value, numbers.Integral) else float(value)
+    return out
+
+
+def run_id_for(case: str, attempt: int, seed: int | None = None) -> str:
+    key = case if seed is None else f"{case}~s{seed}"
+    return f"{key}#{attempt}"
+
+
+class CaseHandle:
+    """A declared case; ``run()`` starts a run of it."""
+
+    def __init__(self, recorder: Recorder, case: str, stage: int, params: dict[str, Any]) -> None:
+        self.recorder = recorder
+        self.id = case
+        self.stage = stage
+        self.params = params
+
+    def run(
+        self,
+        *,
+        seed: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunHandle:
+        return self.recorder.start_run(
+            self, seed=seed, config=config, provenance=provenance, run_id=run_id
+        )
+
+    def __repr__(self) -> str:
+        return f"CaseHandle({self.id!r}, stage={self.stage})"
+
+
+class RunHandle:
+    """An open run. As a context manager it finishes ``completed`` on a clean exit and
+    ``failed`` (with the exception text) when the body raises."""
+
+    def __init__(self, recorder: Recorder, case: CaseHandle, run: str, seed: int | None) -> None:
+        self.recorder = recorder
+        self.case = case
+        self.id = run
+        self.seed = seed
+        self.finished = False
+        self.finals: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._cpu0 = time.process_time()
+
+    def log(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Record metric values; without ``step`` they are final results, committed
+        together with the run's finish."""
+        if self.finished:
+            raise LedgerError(f"run {self.id!r} is finished; start a new run to record more")
+        values = _clean_values(values)
+        if step is None:
+            self.finals.update(values)
+            return
+        self.recorder._emit(
+            MetricsRecorded(study=self.recorder.study, run=self.id, values=dict(values), step=step)
+        )
+
+    def artifact(self, name: str, uri: str, **extra: Any) -> None:
+        self.recorder._emit(
+            ArtifactRecorded(study=self.recorder.study, run=self.id, name=name, uri=uri, **extra)
+        )
+
+    def finish(
+        self,
+        status: str = "completed",
+        *,
+        error: str | None = None,
+        resources: Mapping[str, Any] | None = None,
+    ) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        res = {
+            "wall_s": round(time.perf_counter() - self._t0, 6),
+            "cpu_s": round(time.process_time() - self._cpu0, 6),
+        }
+        if resources:
+            res.update(resources)
+        events: list[Any] = []
+        if self.finals:
+            events.append(
+                MetricsRecorded(study=self.recorder.study, run=self.id, values=dict(self.finals))
+            )
+        events.append(
+            RunFinished(
+                study=self.recorder.study, run=self.id, status=status, error=error, resources=res
+            )
+        )
+        self.recorder._finish_run(self, events)
+
+    def __enter__(self) -> RunHandle:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self.finished:
+            return
+        if exc is None:
+            self.finish("completed")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish("cancelled", error="KeyboardInterrupt")
+        else:
+            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self.finish("failed", error=text[:4000])
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.id!r})"
+
+
+class Recorder:
+    """Record a study from a runner process. Use as a context manager.
+
+    Raises ``RuleViolation`` at construction when the study already exists with another
+    config, and from any call whose commit the ledger refuses.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | Ledger,
+        study: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        objectives: list[Mapping[str, str]] | None = None,
+        tags: list[str] | None = None,
+        redact: bool = True,
+        batch_size: int = 1000,
+        interval: float = 1.0,
+        durable: bool = False,
+        handle_signals: bool = True,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        if isinstance(path, Ledger):
+            self.ledger = path
+            self._owns_ledger = False
+        else:
+            self.ledger = Ledger(path)
+            self._owns_ledger = True
+        self.study = study
+        self.redact = redact
+        self.batch_size = 1 if durable else max(1, batch_size)
+        self.interval = interval
+        self.durable = durable
+        self.handle_signals = handle_signals
+        self.lease_seconds = lease_seconds
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self._lock = threading.RLock()
+        self._buffer: list[Any] = []
+        self._open: dict[str, RunHandle] = {}
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._old_handlers: dict[int, Any] = {}
+        self.state: StudyState = self._load_state()
+        self._attempts: dict[str, int] = {}
+        for run in self.state.runs.values():
+            key = run.case if run.seed is None else f"{run.case}~s{run.seed}"
+            self._attempts[key] = max(self._attempts.get(key, 0), run.attempt or 1)
+        objs = [Objective(metric=o["metric"], direction=o["direction"]) for o in objectives or []]
+        self._emit(
+            StudyCreated(
+                study=study,
+                config=dict(config) if config is not None else None,
+                description=description,
+                objectives=objs or None,
+                tags=list(tags) if tags is not None else None,
+            )
+        )
+        self.flush()
+
+    def _load_state(self) -> StudyState:
+        if not self.ledger.has_study(self.study):
+            return StudyState(study=self.study)
+        folded = fold_studies(self.ledger.read(study=self.study))
+        return folded.get(self.study, StudyState(study=self.study))
+
+    # -- context and lifecycle -------------------------------------------------------
+
+    def __enter__(self) -> Recorder:
+        if self.interval and self.interval > 0 and not self.durable:
+            self._thread = threading.Thread(
+                target=self._flusher, name="ledger-recorder-flush", daemon=True
+            )
+            self._thread.start()
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.close(cancel_reason=None if exc is None else f"runner exited with {exc_type.__name__}")
+
+    def close(self, *, cancel_reason: str | None = None) -> None:
+        """Finish open runs as ``cancelled`` (they cannot complete any more), commit
+        everything buffered, stop the flush thread and restore signal handlers."""
+        if self._closed:
+            return
+        with self._lock:
+            for run in list(self._open.values()):
+                run.finish("cancelled", error=cancel_reason or "recorder closed before the run")
+            self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.flush()
+        finally:
+            for sig, handler in self._old_handlers.items():
+                signal.signal(sig, handler)
+            self._old_handlers.clear()
+            if self._owns_ledger:
+                self.ledger.close()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        with self._lock:
+            for run in list(self._open.values()):
+                run.finish("cancelled", error=f"received {name}")
+        self.flush()
+        old = self._old_handlers.get(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if callable(old) and old not in (signal.SIG_IGN, signal.SIG_DFL):
+            old(signum, frame)
+        raise SystemExit(128 + signum)
+
+    def _flusher(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+                self._heartbeat()
+            except LedgerError:
+                # The next explicit flush raises it to the runner; never die silently
+                # with events lost: the buffer is kept on failure.
+                pass
+
+    # -- declarations ---------------------------------------------------------------
+
+    def case(
+        self,
+        case: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        parents: list[str | CaseHandle] | None = None,
+        stage: int = 0,
+    ) -> CaseHandle:
+        """Declare a case; declaring an existing case with the same params returns it."""
+        parent_ids = [p.id if isinstance(p, CaseHandle) else p for p in parents or []]
+        params = dict(params or {})
+        existing = self.state.cases.get(case)
+        if existing is not None:
+            self._same_params(case, existing, params)
+            return CaseHandle(self, case, existing["stage"], params)
+        self._emit(
+            CaseCreated(
+                study=self.study,
+                case=case,
+                parents=parent_ids or None,
+                stage=stage,
+                params=params or None,
+            )
+        )
+        self.state.cases[case] = {"stage": stage, "params": params, "seq": 0}
+        return CaseHandle(self, case, stage, params)
+
+    def derive(
+        self,
+        parent: str | CaseHandle,
+        *,
+        eco: str,
+        case: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        eco_class: str | None = None,
+        stage: int | None = None,
+    ) -> CaseHandle:
+        """Create a child case by applying an ECO (a change) to ``parent``."""
+        parent_id = parent.id if isinstance(parent, CaseHandle) else parent
+        parent_info = self.state.cases.get(parent_id)
+        if parent_info is None:
+            raise RuleViolation(
+                f"parent case {parent_id!r} is not declared in study {self.study!r}",
+                event_type="eco_applied",
+                field="parent",
+            )
+        child = case or f"{parent_id}+{eco}"
+        stage = parent_info["stage"] + 1 if stage is None else stage
+        params = dict(params or {})
+        existing = self.state.cases.get(child)
+        if existing is not None:
+            self._same_params(child, existing, params)
+            return CaseHandle(self, child, existing["stage"], params)
+        self._emit(
+            EcoApplied(
+                study=self.study,
+                case=child,
+                parent=parent_id,
+                eco=eco,
+                eco_class=eco_class,
+                params=params or None,
+                stage=stage,
+            )
+        )
+        self.state.cases[child] = {"stage": stage, "params": params, "seq": 0}
+        return CaseHandle(self, child, stage, params)
+
+    def _same_params(self, case: str, existing: dict[str, Any], params: dict[str, Any]) -> None:
+        if params and existing["params"] and self._canon(existing["params"]) != self._canon(params):
+            raise RuleViolation(
+                f"case {case!r} already exists in study {self.study!r} with other params "
+                f"({existing['params']!r}); give the new case another id",
+                event_type="case_created",
+                field="case",
+            )
+
+    def _canon(self, params: dict[str, Any]) -> bytes:
+        from .redact import redact
+
+        value = redact(params)[0] if self.redact else params
+        return msgspec.msgpack.Encoder(order="deterministic").encode(value)
+
+    def select(
+        self,
+        stage: int,
+        survivors: list[str | CaseHandle],
+        *,
+        policy: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the runner's own survivor decision for the audit trail."""
+        self.flush()
+        self._emit(
+            SelectionRecorded(
+                study=self.study,
+                stage=stage,
+                survivors=[s.id if isinstance(s, CaseHandle) else s for s in survivors],
+                policy=dict(policy) if policy else None,
+                as_of=self.ledger.head.seq or None,
+            )
+        )
+
+    # -- runs -----------------------------------------------------------------------
+
+    def start_run(
+        self,
+        case: CaseHandle,
+        *,
+        seed: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunHandle:
+        with self._lock:
+            key = case.id if seed is None else f"{case.id}~s{seed}"
+            attempt = self._attempts.get(key, 0) + 1
+            self._attempts[key] = attempt
+            rid = run_id or run_id_for(case.id, attempt, seed)
+            handle = RunHandle(self, case, rid, seed)
+            self._emit(
+                RunStarted(
+                    study=self.study,
+                    case=case.id,
+                    run=rid,
+                    attempt=attempt,
+                    seed=seed,
+                    host=self.host,
+                    pid=self.pid,
+                    config=dict(config) if config is not None else None,
+                    provenance=dict(provenance) if provenance is not None else None,
+                )
+            )
+            self._open[rid] = handle
+        self._lease(rid)
+        return handle
+
+    def _finish_run(self, run: RunHandle, events: list[Any]) -> None:
+        with self._lock:
+            self._buffer.extend(events)
+            self._open.pop(run.id, None)
+        self.flush()
+        self.ledger.aux_delete("leases", lease_key(self.study, run.id))
+
+    # -- buffer and commits ---------------------------------------------------------
+
+    def _emit(self, event: Any) -> None:
+        with self._lock:
+            if self._closed:
+                raise LedgerError("the recorder is closed")
+            self._buffer.append(event)
+            full = len(self._buffer) >= self.batch_size
+        if full:
+            self.flush()
+
+    def flush(self) -> int:
+        """Commit everything buffered as one batch; returns the number appended.
+
+        On failure the buffer is kept, so nothing is lost by a refused commit; the error
+        propagates to the caller.
+        """
+        with self._lock:
+            if not self._buffer:
+                return 0
+            batch = self._buffer
+            self._buffer = []
+            try:
+                result = self.ledger.append(batch, redact=self.redact)
+            except BaseException:
+                self._buffer = batch + self._buffer
+                raise
+        return result.appended
+
+    # -- leases ----------------------------------------------------------------------
+
+    def _lease(self, run: str) -> None:
+        value = _lease_pack(
+            {"host": self.host, "pid": self.pid, "expires": time.time() + self.lease_seconds}
+        )
+        self.ledger.aux_put("leases", lease_key(self.study, run), value)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            runs = list(self._open)
+        for run in runs:
+            self._lease(run)
+
+    # -- resume ----------------------------------------------------------------------
+
+    def resume(self, *, close_interrupted: bool = True) -> Plan:
+        """What a restarted runner must still do: completed, failed, interrupted, running
+        runs and pending cases. Interrupted runs are closed with status ``interrupted``."""
+        self.flush()
+        self.state = self._load_state()
+        plan = build_plan(self.ledger, self.study, self.state)
+        if close_interrupted and plan.to_close:
+            events = [
+                RunFinished(study=self.study, run=run, status="interrupted", error=reason)
+                for run, reason in plan.to_close
+            ]
+            self.ledger.append(events, redact=self.redact)
+            self.state = self._load_state()
+        return plan

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import pytest
+
+from ledger import Ledger, RuleViolation
+from ledger.recorder import Recorder
+from ledger.summary import fold_studies
+
+
+def _events(path, study="sw"):
+    with Ledger(path, create=False) as ledger:
+        return [e for e in ledger.read(study=study)]
+
+
+def test_recorder_records_a_study(ledger_path):
+    with Recorder(
+        ledger_path,
+        study="sw",
+        config={"lr": 0.1},
+        objectives=[{"metric": "loss", "direction": "min"}],
+    ) as rec:
+        base = rec.case("base", params={"lr": 0.1})
+        child = rec.derive(base, eco="halve_lr", params={"lr": 0.05})
+        assert (child.id, child.stage) == ("base+halve_lr", 1)
+        with child.run(seed=1) as run:
+            run.log({"loss": 0.5}, step=0)
+            run.log({"loss": 0.31}, step=1)
+            run.log({"accuracy": 0.93})
+    types = [e.event.TYPE for e in _events(ledger_path)]
+    assert types == [
+        "study_created",
+        "case_created",
+        "eco_applied",
+        "run_started",
+        "metrics_recorded",
+        "metrics_recorded",
+        "metrics_recorded",
+        "run_finished",
+    ]
+    evs = _events(ledger_path)
+    assert evs[3].event.run == "base+halve_lr~s1#1" and evs[3].event.attempt == 1
+    # the final value is committed right before (and in the same batch as) run_finished
+    assert evs[6].event.step is None and evs[6].event.values == {"accuracy": 0.93}
+    assert evs[7].event.status == "completed" and "wall_s" in evs[7].event.resources
+    assert evs[6].ts == evs[7].ts  # one batch, one commit time
+
+
+def test_failed_run_carries_the_exception_text(ledger_path):
+    with Recorder(ledger_path, study="sw") as rec:
+        case = rec.case("c")
+        with pytest.raises(ZeroDivisionError):
+            with case.run() as run:
+                run.log({"partial": 1.0})
+                _ = 1 / 0
+    fin = [e.event for e in _events(ledger_path) if e.event.TYPE == "run_finished"][0]
+    assert (fin.status, fin.error) == ("failed", "ZeroDivisionError: division by zero")
+    # the final value logged before the failure is still recorded with the finish
+    finals = [e.event for e in _events(ledger_path) if e.event.TYPE == "metrics_recorded"]
+    assert finals[0].values == {"partial": 1.0}
+
+
+def test_redeclaring_is_a_noop_and_attempts_continue(ledger_path):
+    for _ in range(2):
+        with Recorder(ledger_path, study="sw", config={"a": 1}) as rec:
+            c = rec.case("c", params={"p": 1})
+            with c.run(seed=3):
+                pass
+    runs = [e.event.run for e in _events(ledger_path) if e.event.TYPE == "run_started"]
+    assert runs == ["c~s3#1", "c~s3#2"]
+    assert sum(e.event.TYPE == "case_created" for e in _events(ledger_path)) == 1
+
+
+def test_case_with_other_params_is_refused(ledger_path):
+    with Recorder(ledger_path, study="sw") as rec:
+        rec.case("c", params={"p": 1})
+    with Recorder(ledger_path, study="sw") as rec:
+        with pytest.raises(RuleViolation, match="already exists in study 'sw' with other params"):
+            rec.case("c", params={"p": 2})
+
+
+def test_study_with_other_config_is_refused(ledger_path):
+    Recorder(ledger_path, study="sw", config={"a": 1}).close()
+    with pytest.raises(RuleViolation, match="already exists .* with other content"):
+        Recorder(ledger_path, study="sw", config={"a": 2})
+
+
+def test_buffering_commits_in_batches(ledger_path):
+    with Recorder(ledger_path, study="sw", batch_size=100, interval=0) as rec:
+        run = rec.case("c").run()
+        for i in range(250):
+            run.log({"x": i}, step=i)
+        with Ledger(ledger_path, create=False) as ledger:
+            # study (1) committed at start; then two full batches of 100 (case, run, 198
+            # metrics); the last 52 metrics are still buffered
+            assert ledger.head.seq == 201
+        run.finish()
+    with Ledger(ledger_path, create=False) as ledger:
+        assert ledger.head.seq == 1 + 1 + 1 + 250 + 1
+
+
+def test_durable_commits_every_event(ledger_path):
+    with Recorder(ledger_path, study="sw", durable=True) as rec:
+        run = rec.case("c").run()
+        run.log({"x": 1}, step=0)
+        with Ledger(ledger_path, create=False) as ledger:
+            assert ledger.head.seq == 4
+        run.finish()
+
+
+def test_open_runs_are_cancelled_on_close(ledger_path):
+    rec = Recorder(ledger_path, study="sw")
+    rec.case("c").run()
+    rec.close()
+    st = fold_studies(Ledger(ledger_path, create=False).read())["sw"]
+    assert [(r.status, r.error) for r in st.runs.values()] == [
+        ("cancelled", "recorder closed before the run")
+    ]
+
+
+def test_secrets_are_redacted_by_default_and_kept_on_request(ledger_path):
+    with Recorder(ledger_path, study="a", config={"api_key": "abc", "max_tokens": 5}):
+        pass
+    with Recorder(ledger_path, study="b", config={"api_key": "abc"}, redact=False):
+        pass
+    cfg = {
+        e.event.study: e.event.config
+        for e in Ledger(ledger_path, create=False).read(types=["study_created"])
+    }
+    assert cfg == {"a": {"api_key": "[redacted]", "max_tokens": 5}, "b": {"api_key": "abc"}}
+
+
+def test_bad_metric_value_is_refused_with_the_field(ledger_path):
+    from ledger import LedgerDecodeError
+
+    with Recorder(ledger_path, study="sw", durable=True) as rec:
+        run = rec.case("c").run()
+        with pytest.raises(LedgerDecodeError, match="metric 'x': 'high' is not a number"):
+            run.log({"x": "high"}, step=0)
+        with pytest.raises(LedgerDecodeError, match="metric 'ok': True is not a number"):
+            run.log({"ok": True})
+        import numpy as np
+
+        run.log({"x": np.float32(0.5), "n": np.int64(3)}, step=1)
+        run.finish()
+    vals = [e.event.values for e in _events(ledger_path) if e.event.TYPE == "metrics_recorded"]
+    assert vals == [{"x": 0.5, "n": 3}]
