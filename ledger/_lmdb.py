@@ -14,8 +14,6 @@ writer (``write_lock``); across processes, growth is serialised by ``grow.lock``
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -109,6 +107,9 @@ def _mountinfo_type(real: str) -> str:
 
 def _statfs_type(real: str) -> str:
     """The file system type from ``statfs(2)``'s magic number (Linux), or ``""``."""
+    import ctypes  # lazily: only when /proc cannot tell, and it costs start-up time
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         buf = ctypes.create_string_buffer(256)

@@ -4,16 +4,31 @@ The log is immutable, so a secret that reaches it stays forever (RELIABILITY.md 
 values under secret-looking keys, and values shaped like well-known credentials, are
 replaced before the id, the hash and the stored bytes are computed. Keys are split into
 words on ``_``, ``-``, ``.``, spaces and camelCase, and matched as whole words, so
-``auth_token`` is redacted and ``max_tokens`` or ``key_dim`` are kept.
+``auth_token`` is redacted and ``max_tokens`` or ``key_dim`` are kept. The same key rule
+applies inside strings (``--api-key=...`` in a command line, ``password: ...``) and to
+the value after a secret-named flag in a list (``["--password", "..."]``).
+
+Every value of every appended config is scanned, so the scan must stay linear and cheap:
+each credential shape is tried only when its literal prefix occurs (``str.find`` speed),
+and every quantifier is bounded (an unbounded ``[a-z]*://`` alone made a 2 KB value cost
+1.7 ms, and grows with the square of the length).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
-__all__ = ["REDACTED", "is_secret_key", "looks_like_secret", "redact"]
+__all__ = [
+    "REDACTED",
+    "is_secret_key",
+    "looks_like_secret",
+    "needs_redaction",
+    "redact",
+    "redact_fields",
+]
 
 REDACTED = "[redacted]"
 
@@ -37,33 +52,64 @@ _SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("access", "key")
 _SPLIT = re.compile(r"[_\-.\s/:]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
-_SECRET_VALUE = re.compile(
-    "|".join(
-        [
-            r"\b[a-zA-Z][a-zA-Z0-9+.\-]{0,30}://[^/\s:@]{0,256}:[^/\s@]{1,256}@",  # URL with a password
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key id
-            r"\bgh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
-            r"\bgithub_pat_[A-Za-z0-9_]{22,}",
-            r"\bglpat-[A-Za-z0-9_\-]{20,}",  # GitLab
-            r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
-            r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}",  # OpenAI / Anthropic style
-            r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
-            r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API key
-            r"\bhf_[A-Za-z]{30,}",  # Hugging Face
-            r"\bnpm_[A-Za-z0-9]{36}",
-            r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-            r"^(?:Bearer|Basic|Token)\s+\S{8,}",
-        ]
+# (literal prefixes, full shape): gitleaks-derived credential shapes. The shape is only
+# searched when one of its literals occurs in the value.
+_SHAPES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    (lits, re.compile(rx))
+    for lits, rx in (
+        (("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key id
+        (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{36,255}"),
+        (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
+        (("glpat-",), r"\bglpat-[A-Za-z0-9_\-]{20,255}"),  # GitLab
+        (("xox",), r"\bxox[abposr]-[A-Za-z0-9\-]{10,255}"),  # Slack
+        (("hooks.slack.com/",), r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,}"),
+        (
+            ("sk-",),
+            r"\bsk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_\-]{20,255}",
+        ),  # OpenAI/Anthropic
+        (
+            ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+            r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,255}",
+        ),
+        (("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}"),  # Google API key
+        (("hf_",), r"\bhf_[A-Za-z]{30,255}"),  # Hugging Face
+        (("npm_",), r"\bnpm_[A-Za-z0-9]{36}"),
+        (("pypi-AgEIcHlwaS5vcmc",), r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
+        (("SG.",), r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),  # SendGrid
+        (("dapi",), r"\bdapi[a-f0-9]{32}\b"),  # Databricks
+        (("dop_v1_", "doo_v1_"), r"\bdo[po]_v1_[a-f0-9]{64}\b"),  # DigitalOcean
+        (("shpat_", "shpss_", "shpca_", "shppa_"), r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b"),
+        (("AccountKey=",), r"AccountKey=[A-Za-z0-9+/]{40,}={0,2}"),  # Azure storage
+        (("eyJ",), r"\beyJ[A-Za-z0-9_\-]{8,4096}\.eyJ[A-Za-z0-9_\-]{8,8192}\.[A-Za-z0-9_\-]{8,}"),
+        (("-----BEGIN",), r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----"),
     )
 )
+_DIGIT = re.compile(r"[0-9]")
+_BY_LITERAL = tuple((lit, shape) for lits, shape in _SHAPES for lit in lits)
+# An HTTP Authorization value on its own: scheme, one credential token (with a digit or
+# long enough not to be an ordinary word).
+_AUTH_VALUE = re.compile(
+    r"(?:Bearer|Basic|Token|Digest|Bot) +(?=[^ ]*[0-9+/=_\-]|[^ ]{20})[A-Za-z0-9._~+/\-]{8,}=*"
+)
+# ``name=value`` / ``name: value`` inside a string; the name decides (is_secret_key).
+_ASSIGNMENT = re.compile(
+    r"(?:^|(?<=[\s,;&?\"'{(]))-{0,2}([A-Za-z][A-Za-z0-9_.\-]{0,63})[\"']?\s{0,3}[=:]\s{0,3}[\"']?[^\s,;&\"']"
+)
+# A URL with a password: ``scheme://user:password@`` (the scheme is checked backwards
+# from each candidate, so the search is anchored on the literal ``://``).
+_URL_CREDENTIALS = re.compile(r"://[^/\s:@]{0,256}:[^/\s@]{1,256}@")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_KEY_HINTS = ("key", "secret", "passw", "token", "auth", "credential", "passphrase")
+_FLAG = re.compile(r"-{1,2}([A-Za-z][A-Za-z0-9_.\-]{0,63})")
 
 
 def _words(key: str) -> list[str]:
     return [w.lower() for w in _SPLIT.split(_CAMEL.sub("_", key)) if w]
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
+    """Whether values under ``key`` are secrets (whole-word match on its parts)."""
     words = _words(key)
     if any(w in _SECRET_WORDS for w in words):
         return True
@@ -71,7 +117,88 @@ def is_secret_key(key: str) -> bool:
 
 
 def looks_like_secret(value: str) -> bool:
-    return _SECRET_VALUE.search(value) is not None
+    """Whether a string holds a credential: a known token shape, a URL with a password,
+    an Authorization value, or ``name=value`` with a secret-looking name."""
+    for literal, shape in _BY_LITERAL:
+        if literal in value:
+            if literal != "sk-":
+                if shape.search(value):
+                    return True
+            elif any(_DIGIT.search(m.group()) for m in shape.finditer(value)):
+                return True  # real keys have digits; ``sk-learn-compatible...`` has none
+    if "://" in value and _url_with_password(value):
+        return True
+    if value.startswith(("Bearer ", "Basic ", "Token ", "Digest ", "Bot ")):
+        if _AUTH_VALUE.fullmatch(value.strip()):
+            return True
+    if "=" in value or ":" in value:
+        low = value.lower()
+        if any(h in low for h in _KEY_HINTS):
+            return any(is_secret_key(m.group(1)) for m in _ASSIGNMENT.finditer(value))
+    return False
+
+
+def _url_with_password(value: str) -> bool:
+    for m in _URL_CREDENTIALS.finditer(value):
+        at = start = m.start()
+        while start > 0 and at - start < 32 and value[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        if start < at and value[start].isalpha():
+            return True
+    return False
+
+
+def _flag_name(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith("-"):
+        m = _FLAG.fullmatch(value)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _scan(obj: Any, path: str, found: list[str]) -> Any:
+    """``obj`` with secrets replaced; the very same object when nothing was."""
+    if isinstance(obj, str):
+        if obj != REDACTED and looks_like_secret(obj):
+            found.append(path)
+            return REDACTED
+        return obj
+    if isinstance(obj, dict):
+        out: dict[Any, Any] | None = None
+        for key, value in obj.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if (
+                isinstance(key, str)
+                and value is not None
+                and value != REDACTED
+                and is_secret_key(key)
+            ):
+                new: Any = REDACTED
+                found.append(sub)
+            else:
+                new = _scan(value, sub, found)
+            if new is not value and out is None:
+                out = dict(obj)
+            if out is not None:
+                out[key] = new
+        return obj if out is None else out
+    if isinstance(obj, list):
+        items: list[Any] | None = None
+        secret_next = False
+        for i, value in enumerate(obj):
+            if secret_next and value is not None and value != REDACTED and not _flag_name(value):
+                new = REDACTED
+                found.append(f"{path}[{i}]")
+            else:
+                new = _scan(value, f"{path}[{i}]", found)
+            name = _flag_name(value)
+            secret_next = name is not None and is_secret_key(name)
+            if new is not value and items is None:
+                items = list(obj)
+            if items is not None:
+                items[i] = new
+        return obj if items is None else items
+    return obj
 
 
 def redact(obj: Any, *, path: str = "", found: list[str] | None = None) -> tuple[Any, list[str]]:
@@ -80,35 +207,12 @@ def redact(obj: Any, *, path: str = "", found: list[str] | None = None) -> tuple
     The input is never modified, so a caller's config dict stays as it was.
     """
     found = [] if found is None else found
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for key, value in obj.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and is_secret_key(key) and value is not None:
-                out[key] = REDACTED
-                found.append(sub)
-            else:
-                out[key] = redact(value, path=sub, found=found)[0]
-        return out, found
-    if isinstance(obj, list):
-        return [redact(v, path=f"{path}[{i}]", found=found)[0] for i, v in enumerate(obj)], found
-    if isinstance(obj, str) and obj != REDACTED and looks_like_secret(obj):
-        found.append(path)
-        return REDACTED, found
-    return obj, found
+    return _scan(obj, path, found), found
 
 
 def needs_redaction(obj: Any) -> bool:
-    """Cheap pre-check so that events without secrets are not copied."""
-    if isinstance(obj, dict):
-        return any(
-            (isinstance(k, str) and is_secret_key(k)) or needs_redaction(v) for k, v in obj.items()
-        )
-    if isinstance(obj, list):
-        return any(needs_redaction(v) for v in obj)
-    if isinstance(obj, str):
-        return looks_like_secret(obj)
-    return False
+    """Whether ``redact`` would change anything."""
+    return bool(redact(obj)[1])
 
 
 def redact_fields(fields: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], list[str]]:
@@ -116,6 +220,8 @@ def redact_fields(fields: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], li
     out: dict[str, Any] = {}
     found: list[str] = []
     for name, value in fields:
-        if value is not None and needs_redaction(value):
-            out[name] = redact(value, path=name, found=found)[0]
+        if value is not None:
+            new = _scan(value, name, found)
+            if new is not value:
+                out[name] = new
     return out, found
