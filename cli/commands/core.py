@@ -9,7 +9,7 @@ import click
 
 from cli.options import json_option, ledger_path, open_ledger
 from cli.output import echo_json, table
-from ledger import Ledger
+from ledger import Ledger, LedgerError
 from ledger.codec import dumps, event_to_wire, format_ts
 from ledger.events import EVENT_TYPES
 
@@ -61,7 +61,7 @@ def append(
             with open(source, "rb") as fh:
                 lines = fh.read().splitlines()
         except OSError as exc:
-            raise click.FileError(source, hint=exc.strerror) from None
+            raise LedgerError(f"cannot read {source}: {exc.strerror}") from None
         name = source
     ledger = open_ledger(ctx, create=True, readonly=False)
     result = ledger.append_jsonl(
