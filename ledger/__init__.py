@@ -40,6 +40,9 @@ from .errors import (
     RuleViolation as RuleViolation,
 )
 from .errors import (
+    RunClosed as RunClosed,
+)
+from .errors import (
     StorageError as StorageError,
 )
 from .events import Envelope as Envelope
@@ -47,11 +50,16 @@ from .log import AppendResult as AppendResult
 from .log import Head as Head
 from .log import Ledger as Ledger
 from .log import VerifyReport as VerifyReport
+from .plan import Plan as Plan
+from .recorder import CaseHandle as CaseHandle
+from .recorder import Recorder as Recorder
+from .recorder import RunHandle as RunHandle
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AppendResult",
+    "CaseHandle",
     "CorruptionError",
     "Envelope",
     "EventError",
@@ -64,7 +72,11 @@ __all__ = [
     "LedgerFull",
     "LedgerNotFound",
     "LedgerWriteFailed",
+    "Plan",
+    "Recorder",
     "RuleViolation",
+    "RunClosed",
+    "RunHandle",
     "StorageError",
     "VerifyReport",
     "__version__",

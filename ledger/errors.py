@@ -8,7 +8,8 @@ so every message here is written to be read by a user: what, where, how to fix.
     ├── EventError                input refused; nothing of the batch was appended
     │   ├── LedgerDecodeError     bytes or JSON that are not a valid event
     │   ├── RuleViolation         a DESIGN §2 rule broken at append
-    │   │   └── IdempotencyConflict   same id, other content
+    │   │   ├── IdempotencyConflict   same id, other content
+    │   │   └── RunClosed             a late event for a run that was already closed
     │   └── EventTooLarge         over the size or nesting limit
     ├── HeadMoved                 ``expected_head`` no longer matches (optimistic concurrency)
     ├── StorageError              the store failed; the ledger is intact
@@ -34,6 +35,7 @@ __all__ = [
     "LedgerNotFound",
     "LedgerWriteFailed",
     "RuleViolation",
+    "RunClosed",
     "StorageError",
     "UnsafeLocation",
 ]
@@ -77,6 +79,7 @@ class EventError(LedgerError):
     def located(self, where: str) -> EventError:
         """Return a copy of this error that says where the event came from."""
         err = type(self).__new__(type(self))
+        err.__dict__.update(self.__dict__)
         EventError.__init__(
             err, self.detail, where=where, event_type=self.event_type, field=self.field
         )
@@ -93,6 +96,14 @@ class RuleViolation(EventError):
 
 class IdempotencyConflict(RuleViolation):
     pass
+
+
+class RunClosed(RuleViolation):
+    """A late event for a finished run; ``run`` and ``closed_seq`` name the closing event,
+    so a runner can record what follows under a new attempt."""
+
+    run: str | None = None
+    closed_seq: int | None = None
 
 
 class EventTooLarge(EventError):

@@ -1,7 +1,9 @@
 """The resume plan (DESIGN §5 and §6): what a restarted runner still has to do.
 
-A started, unfinished run is *running* only while its lease is fresh or it is on this
-host with its pid alive; otherwise it is *interrupted* — its process is provably gone.
+A started, unfinished run is *running* while it is on this host with its pid alive, or
+on another host with a fresh lease; otherwise it is *interrupted*. On this host a dead
+pid is proof even when the lease has not expired yet (a ``kill -9`` leaves a lease
+behind).
 Runs already closed with status ``interrupted`` count as interrupted too. A case is
 *pending* when it has no completed and no running run.
 """
@@ -18,7 +20,7 @@ import msgspec
 from .errors import LedgerError
 from .summary import StudyState
 
-__all__ = ["Plan", "build_plan", "lease_key", "pid_alive"]
+__all__ = ["Plan", "build_plan", "close_interrupted_runs", "lease_key", "pid_alive"]
 
 _lease_decode = msgspec.msgpack.Decoder(dict[str, Any])
 
@@ -82,7 +84,8 @@ def build_plan(ledger: Any, study: str, state: StudyState, *, now: float | None 
             lease = _lease_decode.decode(lease_raw) if lease_raw else None
             fresh = lease is not None and lease.get("expires", 0) > now
             same_host = run.host == host and run.pid is not None
-            if fresh or (same_host and pid_alive(run.pid)):
+            # On this host the pid is proof either way; elsewhere only the lease can tell.
+            if (same_host and pid_alive(run.pid)) or (not same_host and fresh):
                 running.append(run_id)
                 continue
             interrupted.append(run_id)
@@ -112,3 +115,21 @@ def build_plan(ledger: Any, study: str, state: StudyState, *, now: float | None 
         done_cases=done,
         to_close=to_close,
     )
+
+
+def close_interrupted_runs(ledger: Any, study: str, plan: Plan, *, redact: bool = True) -> int:
+    """Close the provably dead runs of ``plan`` with status ``interrupted`` and the
+    reason; returns how many were closed (a run closed meanwhile is a duplicate-free
+    no-op only if identical, so the append is conditional on nothing else closing it)."""
+    from .events import RunFinished
+
+    if not plan.to_close:
+        return 0
+    events = [
+        RunFinished(study=study, run=run, status="interrupted", error=f"interrupted: {reason}")
+        for run, reason in plan.to_close
+    ]
+    result = ledger.append(events, redact=redact)
+    for run, _ in plan.to_close:
+        ledger.aux_delete("leases", lease_key(study, run))
+    return result.appended

@@ -20,12 +20,13 @@ import socket
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from .errors import LedgerDecodeError, LedgerError, RuleViolation
+from .errors import LedgerDecodeError, LedgerError, RuleViolation, RunClosed
 from .events import (
     ArtifactRecorded,
     CaseCreated,
@@ -38,7 +39,7 @@ from .events import (
     StudyCreated,
 )
 from .log import Ledger
-from .plan import Plan, build_plan, lease_key
+from .plan import Plan, build_plan, close_interrupted_runs, lease_key
 from .summary import StudyState, fold_studies
 
 __all__ = ["CaseHandle", "Recorder", "RunHandle"]
@@ -466,12 +467,65 @@ class Recorder:
                 return 0
             batch = self._buffer
             self._buffer = []
-            try:
-                result = self.ledger.append(batch, redact=self.redact)
-            except BaseException:
-                self._buffer = batch + self._buffer
-                raise
+            rerouted: set[str] = set()
+            while True:
+                try:
+                    result = self.ledger.append(batch, redact=self.redact)
+                    break
+                except RunClosed as exc:
+                    # Someone (a resume elsewhere) closed this run while we were still
+                    # recording it: keep what follows under a new attempt, never drop it.
+                    if exc.run is None or exc.run in rerouted:
+                        self._buffer = batch + self._buffer
+                        raise
+                    rerouted.add(exc.run)
+                    batch = self._reroute(batch, exc.run, exc.closed_seq)
+                except BaseException:
+                    self._buffer = batch + self._buffer
+                    raise
         return result.appended
+
+    def _reroute(self, batch: list[Any], run: str, closed_seq: int | None) -> list[Any]:
+        replace = msgspec.structs.replace
+        first = next(i for i, ev in enumerate(batch) if getattr(ev, "run", None) == run)
+        handle = self._open.get(run)
+        state = self.state.runs.get(run)
+        case = handle.case.id if handle else (state.case if state else None)
+        seed = handle.seed if handle else (state.seed if state else None)
+        if case is None:
+            started = next((ev for ev in batch if ev.TYPE == "run_started" and ev.run == run), None)
+            if started is None:
+                raise LedgerError(f"cannot re-attempt run {run!r}: its case is unknown")
+            case, seed = started.case, started.seed
+        key = case if seed is None else f"{case}~s{seed}"
+        attempt = self._attempts.get(key, 0) + 1
+        self._attempts[key] = attempt
+        new = run_id_for(case, attempt, seed)
+        warnings.warn(
+            f"run {run!r} was closed by another process (seq {closed_seq}); recording what "
+            f"followed under a new attempt {new!r}",
+            stacklevel=3,
+        )
+        out = batch[:first] + [
+            RunStarted(
+                study=self.study,
+                case=case,
+                run=new,
+                attempt=attempt,
+                seed=seed,
+                host=self.host,
+                pid=self.pid,
+                config={"continues": run},
+            )
+        ]
+        out += [
+            replace(ev, run=new) if getattr(ev, "run", None) == run else ev for ev in batch[first:]
+        ]
+        if handle is not None:
+            self._open.pop(run, None)
+            handle.id = new
+            self._open[new] = handle
+        return out
 
     # -- leases ----------------------------------------------------------------------
 
@@ -496,10 +550,6 @@ class Recorder:
         self.state = self._load_state()
         plan = build_plan(self.ledger, self.study, self.state)
         if close_interrupted and plan.to_close:
-            events = [
-                RunFinished(study=self.study, run=run, status="interrupted", error=reason)
-                for run, reason in plan.to_close
-            ]
-            self.ledger.append(events, redact=self.redact)
+            close_interrupted_runs(self.ledger, self.study, plan, redact=self.redact)
             self.state = self._load_state()
         return plan

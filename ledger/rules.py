@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from .errors import RuleViolation
+from .errors import RuleViolation, RunClosed
 from .events import (
     ArtifactRecorded,
     CaseCreated,
@@ -156,12 +156,14 @@ def _need_open_run(ev: Any, state: RefState, *, allow_closed: bool = False) -> l
             "run",
         )
     if info[1] and not allow_closed:
-        raise _fail(
-            ev,
+        err = RunClosed(
             f"run {ev.run!r} is already finished (run_finished with status {info[2]!r} at "
             f"seq {info[1]})",
-            "run",
+            event_type=ev.TYPE,
+            field="run",
         )
+        err.run, err.closed_seq = ev.run, info[1]
+        raise err
     return info
 
 
