@@ -1,0 +1,70 @@
+"""demo: record a real study live, then show what the ledger makes of it."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cli.options import ledger_path
+
+
+@click.command()
+@click.option("--study", default="spirals-mlp", show_default=True, help="Study name.")
+@click.option("--seed", default=0, show_default=True, help="Data seed.")
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Export the study here at the end (all formats).",
+)
+@click.pass_context
+def demo(ctx: click.Context, study: str, seed: int, out: str | None) -> None:
+    """Train a small numpy network over three stages of changes, recording every epoch
+    through the Recorder; then print the DAG, the rankings, the stage summary, verify
+    the chain and export the study.
+
+    \b
+    Example:
+      ledger --ledger demo.ledger demo --out demo-export
+    """
+    from cli.commands.core import status, verify
+    from cli.commands.dag import dag
+    from cli.commands.rank import rank
+    from projections.demo import run_demo
+
+    path = ledger_path(ctx)
+
+    def say(text: str) -> None:
+        click.echo(text)
+
+    click.echo(f"recording study {study!r} into {path} ...")
+    run_demo(path, study=study, seed=seed, say=say)
+    click.echo("\n$ ledger status")
+    ctx.invoke(status)
+    click.echo(f"\n$ ledger dag --study {study}")
+    ctx.invoke(dag, study=study, fmt="text")
+    click.echo(f"\n$ ledger rank --study {study} --top 3")
+    ctx.invoke(rank, study=study, top=3)
+    click.echo(f"\n$ ledger rank --study {study} --summary")
+    ctx.invoke(rank, study=study, summary=True)
+    click.echo("\n$ ledger verify")
+    ctx.invoke(verify)
+    if out is not None:
+        from cli.main import COMMANDS
+
+        module = COMMANDS["export"].split(":")[0]
+        if importlib_find(module):
+            from cli.commands.export import export
+
+            click.echo(f"\n$ ledger export --study {study} --format all --out {out}")
+            ctx.invoke(export, study=study, formats=("all",), out=out)
+            click.echo(f"export written under {os.path.abspath(out)}")
+        else:
+            click.echo("\n(export is not available in this build)")
+
+
+def importlib_find(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
