@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from ledger import Ledger
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, StorageError
 
 from .base import Projection, ProjectionError, build_many, resolve_as_of
 
@@ -232,6 +232,10 @@ def write_checkpoint(ledger: Ledger, projection: Projection) -> CheckpointHeader
     Raises ``ProjectionError`` for a projection at seq 0 (nothing to save) or past the
     head; ``StorageError`` when the ledger is read-only.
     """
+    if getattr(ledger, "readonly", False):
+        # Ledger.aux_put does not refuse on a read-only Ledger (the env may be writable),
+        # so the promise "read-only commands never write" is kept here.
+        raise StorageError(f"{ledger.path} is open read-only; checkpoints are not written")
     seq = projection.seq
     if seq <= 0:
         raise ProjectionError(
@@ -293,6 +297,8 @@ def write_checkpoints(
     ``keep`` then prunes each projection's checkpoints to the newest ``keep``. Raises
     ``ProjectionError`` on an empty log, ``AsOfError``, ``StorageError`` (read-only).
     """
+    if getattr(ledger, "readonly", False):
+        raise StorageError(f"{ledger.path} is open read-only; checkpoints are not written")
     limit = resolve_as_of(ledger, as_of)
     if limit == 0:
         raise ProjectionError(f"{ledger.path} holds no events yet: there is nothing to checkpoint")
