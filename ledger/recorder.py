@@ -214,6 +214,7 @@ class Recorder:
         self._lock = threading.RLock()
         self._buffer: list[Any] = []
         self._open: dict[str, RunHandle] = {}
+        self._handles: dict[str, RunHandle] = {}
         self._closed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -435,6 +436,7 @@ class Recorder:
                 )
             )
             self._open[rid] = handle
+            self._handles[rid] = handle
         self._lease(rid)
         return handle
 
@@ -488,7 +490,7 @@ class Recorder:
     def _reroute(self, batch: list[Any], run: str, closed_seq: int | None) -> list[Any]:
         replace = msgspec.structs.replace
         first = next(i for i, ev in enumerate(batch) if getattr(ev, "run", None) == run)
-        handle = self._open.get(run)
+        handle = self._handles.get(run)
         state = self.state.runs.get(run)
         case = handle.case.id if handle else (state.case if state else None)
         seed = handle.seed if handle else (state.seed if state else None)
@@ -522,9 +524,10 @@ class Recorder:
             replace(ev, run=new) if getattr(ev, "run", None) == run else ev for ev in batch[first:]
         ]
         if handle is not None:
-            self._open.pop(run, None)
             handle.id = new
-            self._open[new] = handle
+            self._handles[new] = handle
+            if self._open.pop(run, None) is not None:
+                self._open[new] = handle
         return out
 
     # -- leases ----------------------------------------------------------------------
