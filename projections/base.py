@@ -200,14 +200,18 @@ def partition(batch: list[Envelope]) -> Partition:
     if _shared.batch is batch and _shared.split is not None:
         return _shared.split
     metrics: list[Envelope] = []
+    events: list[Any] = []
     other: list[Envelope] = []
-    m_append, o_append = metrics.append, other.append
+    m_append, e_append, o_append = metrics.append, events.append, other.append
     for env in batch:
-        if type(env.event) is MetricsRecorded:
+        ev = env.event
+        if type(ev) is MetricsRecorded:
             m_append(env)
+            e_append(ev)
         else:
             o_append(env)
     result = Partition(metrics, other)
+    result._events = events
     if _shared.batch is batch:
         _shared.split = result
     return result
@@ -283,6 +287,7 @@ def build_many(
 
     limit = resolve_as_of(ledger, as_of)
     starts: list[int] = []
+    hashes: dict[int, str] = {}
     for proj in projections:
         if proj.seq > limit:
             raise AsOfError(
@@ -291,7 +296,9 @@ def build_many(
             )
         start = proj.seq
         if checkpoints:
-            start = max(start, restore_newest(ledger, proj, limit, newer_than=proj.seq))
+            start = max(
+                start, restore_newest(ledger, proj, limit, newer_than=proj.seq, hashes=hashes)
+            )
         starts.append(start)
     if not projections:
         return []

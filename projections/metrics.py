@@ -212,30 +212,54 @@ class MetricsProjection(BaseProjection):
         else:
             lens = np.fromiter(map(len, dicts), np.int64, n)
             metric = self._metric_column(dicts, lens, total)
-        run = np.repeat(self._run_column(part, n), lens)
-        step = np.repeat(self._step_column(part.events, n), lens)
-        seq = np.repeat(np.fromiter(map(_seq_of, menvs), np.int64, n), lens)
-        final = step < 0
-        if final.any():
-            keep = ~final
-            self.finals.append(
-                {
-                    "run": run[final],
-                    "metric": metric[final],
-                    "step": step[final],
-                    "value": values[final],
-                    "seq": seq[final],
-                }
-            )
-            run, metric, step, values, seq = (
-                run[keep],
-                metric[keep],
-                step[keep],
-                values[keep],
-                seq[keep],
-            )
-        self.stepped.append(
-            {"run": run, "metric": metric, "step": step, "value": values, "seq": seq}
+        run_ev = self._run_column(part, n)
+        step_ev = self._step_column(part.events, n)
+        seq_ev = np.fromiter(map(_seq_of, menvs), np.int64, n)
+        final_ev = step_ev < 0
+        if not final_ev.any():
+            self._append(self.stepped, run_ev, step_ev, seq_ev, lens, metric, values)
+            return
+        # Split per event first (n rows), then per value only the two value-long columns.
+        final = np.repeat(final_ev, lens)
+        keep_ev, keep = ~final_ev, ~final
+        per = (lambda mask: lens) if isinstance(lens, int) else (lambda mask: lens[mask])
+        self._append(
+            self.finals,
+            run_ev[final_ev],
+            step_ev[final_ev],
+            seq_ev[final_ev],
+            per(final_ev),
+            metric[final],
+            values[final],
+        )
+        self._append(
+            self.stepped,
+            run_ev[keep_ev],
+            step_ev[keep_ev],
+            seq_ev[keep_ev],
+            per(keep_ev),
+            metric[keep],
+            values[keep],
+        )
+
+    @staticmethod
+    def _append(
+        cols: Columns,
+        run_ev: np.ndarray,
+        step_ev: np.ndarray,
+        seq_ev: np.ndarray,
+        lens: Any,
+        metric: np.ndarray,
+        values: np.ndarray,
+    ) -> None:
+        cols.append(
+            {
+                "run": np.repeat(run_ev, lens),
+                "metric": metric,
+                "step": np.repeat(step_ev, lens),
+                "value": values,
+                "seq": np.repeat(seq_ev, lens),
+            }
         )
 
     def _run_column(self, part: Any, n: int) -> np.ndarray:
@@ -251,13 +275,14 @@ class MetricsProjection(BaseProjection):
 
     @staticmethod
     def _step_column(events: list[Any], n: int) -> np.ndarray:
+        """Step per event, -1 for a final value. One C pass turns None into NaN; steps
+        past 2**53 (which a float would round) take the exact path."""
         steps = [ev.step for ev in events]
-        if steps.count(None):
-            steps = [-1 if s is None else s for s in steps]
-        try:
-            return np.fromiter(steps, np.int64, n)
-        except OverflowError:  # a step past int64: clip (no real series gets there)
-            return np.fromiter((min(s, _STEP_MAX) for s in steps), np.int64, n)
+        as_float = np.array(steps, dtype=np.float64)
+        if not n or np.nanmax(as_float, initial=0.0) < 2.0**53:
+            return np.nan_to_num(as_float, nan=-1.0).astype(np.int64)
+        exact = [-1 if s is None else min(s, _STEP_MAX) for s in steps]
+        return np.fromiter(exact, np.int64, n)
 
     def _metric_column(self, dicts: list[dict], lens: np.ndarray, total: int) -> np.ndarray:
         """Metric index of every flattened value, laid out one distinct key set at a time.
