@@ -365,10 +365,11 @@ class SharedEnv:
                 raise StorageError(f"{self.path}: cannot open {_GROW_LOCK}: {exc}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                self.env.set_mapsize(0)
-                current = self.env.info()["map_size"]
-                if current > had:
+                self.env.set_mapsize(0)  # the size stored by the last commit of anyone
+                if self.env.info()["map_size"] > had:
                     return
+                # Ours may be larger than the stored one (grown, not yet committed).
+                current = had
                 target = current * 2
                 if max_size is not None and target > max_size:
                     if current >= max_size:
