@@ -75,7 +75,7 @@ _SHAPES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
         (("hf_",), r"\bhf_[A-Za-z]{30,255}"),  # Hugging Face
         (("npm_",), r"\bnpm_[A-Za-z0-9]{36}"),
         (("pypi-AgEIcHlwaS5vcmc",), r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
-        (("SG.",), r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),  # SendGrid
+        (("SG.",), r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),  # SendGrid
         (("dapi",), r"\bdapi[a-f0-9]{32}\b"),  # Databricks
         (("dop_v1_", "doo_v1_"), r"\bdo[po]_v1_[a-f0-9]{64}\b"),  # DigitalOcean
         (("shpat_", "shpss_", "shpca_", "shppa_"), r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b"),
