@@ -170,6 +170,7 @@ def test_a_checkpoint_past_the_head_is_not_trusted(tmp_path) -> None:
         ("truncate", "its payload does not match its digest (corrupt)"),
         ("drop", "its payload is missing"),
         ("header", "its header is corrupt"),
+        ("algorithm", "its digest (sha1) is not one this version checks"),
     ],
 )
 def test_a_corrupt_checkpoint_is_ignored(ledger, damage: str, why: str) -> None:
@@ -184,6 +185,15 @@ def test_a_corrupt_checkpoint_is_ignored(ledger, damage: str, why: str) -> None:
         ledger.aux_put(TABLE, key, payload[:-3])
     elif damage == "drop":
         ledger.aux_delete(TABLE, key)
+    elif damage == "algorithm":
+        import msgspec
+
+        from projections.checkpoints import CheckpointHeader
+
+        raw = ledger.aux_get(TABLE, header_key("metrics", 44))
+        header = msgspec.msgpack.decode(raw, type=CheckpointHeader)
+        header = msgspec.structs.replace(header, digest="sha1:" + "0" * 40)
+        ledger.aux_put(TABLE, header_key("metrics", 44), msgspec.msgpack.encode(header))
     else:
         ledger.aux_put(TABLE, header_key("metrics", 44), b"\xc1garbage")
     with pytest.warns(CheckpointWarning) as record:
