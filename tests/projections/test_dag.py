@@ -5,9 +5,9 @@ import pytest
 from proj_streams import Stream, fold
 
 from ledger import Envelope
-from projections.base import build
+from projections.base import Projection, build
 from projections.dag import DagProjection, render_dot, render_mermaid, render_text
-from projections.study import load_study
+from projections.study import builtin_projections, load_study
 
 
 def chip_stream() -> Stream:
@@ -74,15 +74,20 @@ def test_time_travel_shows_the_dag_as_it_was(chip) -> None:
     assert build(chip, DagProjection(), as_of=0).study("chip") is None
 
 
-def test_unknown_events_and_other_types_are_ignored() -> None:
+def test_unknown_events_are_ignored_by_every_builtin() -> None:
     class Alien(msgspec.Struct):
         study: str = "chip"
         TYPE = "from_the_future"
 
-    proj = DagProjection()
-    proj.apply(Envelope(1, "x", 0, Alien()))
-    assert proj.studies == {}
-    assert proj.seq == 1
+    for proj in builtin_projections():
+        assert isinstance(proj, Projection)
+        empty = proj.snapshot()
+        proj.apply(Envelope(1, "x", 0, Alien()))
+        proj.apply_batch([Envelope(2, "y", 0, Alien()), Envelope(3, "z", 0, Alien())])
+        assert proj.seq == 3
+        fresh = type(proj)()
+        fresh.seq = 3
+        assert proj.snapshot() == fresh.snapshot() != empty
 
 
 def test_snapshot_restore_roundtrip(chip) -> None:
