@@ -113,7 +113,7 @@ def backup(
                 _lmdb.release(shared)
             data = os.path.join(tmp, "data.mdb")
             _fsync_file(data)
-            report = verify_isolated(tmp)
+            report = verify_isolated(tmp, allow_network_fs=allow_network_fs)
             if not report.ok:
                 raise CorruptionError(
                     f"the copy of {source} did not verify ({report.error}); nothing was "
@@ -190,7 +190,7 @@ def restore(
         )
     _refuse_existing(dest, "a restore")
     _lmdb.check_location(dest, allow_network_fs=allow_network_fs)
-    report = verify_isolated(real)
+    report = verify_isolated(real, allow_network_fs=allow_network_fs)
     if not report.ok:
         raise CorruptionError(
             f"the backup {source} does not verify: {report.error}; nothing was restored"
@@ -206,7 +206,7 @@ def restore(
         data = os.path.join(tmp, "data.mdb")
         shutil.copyfile(os.path.join(real, "data.mdb"), data)
         _fsync_file(data)
-        again = verify_isolated(tmp)
+        again = verify_isolated(tmp, allow_network_fs=allow_network_fs)
         if not again.ok or again.head_hash != report.head_hash:
             raise CorruptionError(
                 f"the copy of {source} at {tmp} did not verify ({again.error}); nothing was "

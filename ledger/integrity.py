@@ -36,7 +36,11 @@ def _failed(error: str) -> VerifyReport:
 
 
 def verify_isolated(
-    path: str | os.PathLike[str], *, timeout: float | None = None, lock: bool | None = None
+    path: str | os.PathLike[str],
+    *,
+    timeout: float | None = None,
+    lock: bool | None = None,
+    allow_network_fs: bool = False,
 ) -> VerifyReport:
     """Run ``Ledger(path).verify()`` in a child process and return its report.
 
@@ -49,7 +53,8 @@ def verify_isolated(
     real = _lmdb.require_ledger(path)
     if lock is None:
         lock = not (_lmdb.is_backup(real) and not os.access(real, os.W_OK))
-    reply = _SERVER.ask({"path": real, "lock": lock}, timeout)
+    request = {"path": real, "lock": lock, "allow_network_fs": allow_network_fs}
+    reply = _SERVER.ask(request, timeout)
     if reply is None:
         return _failed(f"storage error: verifying {path} did not finish within {timeout} s")
     if reply.get("signal"):
@@ -157,14 +162,16 @@ atexit.register(_SERVER.stop)
 # -- the child side --------------------------------------------------------------------
 
 
-def _scan(path: str, lock: bool) -> VerifyReport:
+def _scan(path: str, lock: bool, allow_network_fs: bool = False) -> VerifyReport:
     """The check itself: any failure at all is a failed report."""
     from .errors import LedgerError
 
     shared = None
     try:
-        shared = _lmdb.acquire(path, create=False, readonly=True, lock=lock)
-        with Ledger(path, create=False, readonly=True) as ledger:
+        shared = _lmdb.acquire(
+            path, create=False, readonly=True, lock=lock, allow_network_fs=allow_network_fs
+        )
+        with Ledger(path, create=False, readonly=True, allow_network_fs=allow_network_fs) as ledger:
             return ledger.verify()
     except LedgerError as exc:
         return _failed(f"storage error: {exc}")
@@ -188,7 +195,8 @@ def _serve() -> int:
             os.close(rfd)
             code = 0
             try:
-                data = msgspec.json.encode(_scan(request["path"], request["lock"]))
+                report = _scan(request["path"], request["lock"], request["allow_network_fs"])
+                data = msgspec.json.encode(report)
                 while data:
                     data = data[os.write(wfd, data) :]
             except BaseException:
