@@ -80,9 +80,16 @@ class LazyGroup(click.Group):
     type=click.Path(file_okay=False),
     help="The ledger folder (env LEDGER_PATH).",
 )
+@click.option(
+    "--allow-network-fs",
+    is_flag=True,
+    envvar="LEDGER_ALLOW_NETWORK_FS",
+    help="Open a ledger on NFS, SMB or FUSE anyway (LMDB's locks do not hold there: "
+    "only safe when a single process uses it).",
+)
 @click.version_option(package_name="results-ledger", prog_name="ledger")
 @click.pass_context
-def cli(ctx: click.Context, ledger_path: str) -> None:
+def cli(ctx: click.Context, ledger_path: str, allow_network_fs: bool) -> None:
     """An append-only ledger of experiment results: record, rank, compare, export.
 
     \b
@@ -90,7 +97,7 @@ def cli(ctx: click.Context, ledger_path: str) -> None:
       ledger --ledger results.ledger append events.jsonl
       ledger status
     """
-    ctx.obj = {"ledger_path": ledger_path}
+    ctx.obj = {"ledger_path": ledger_path, "allow_network_fs": allow_network_fs}
 
 
 def main() -> None:

@@ -20,7 +20,12 @@ def open_ledger(ctx: click.Context, *, create: bool = False, readonly: bool = Tr
     """Open the ledger named by ``--ledger``. Only ``append``/``import``/``init`` create
     one; every other command refuses a path that holds none (a typo must not start an
     empty ledger)."""
-    ledger = Ledger(ledger_path(ctx), create=create, readonly=readonly and not create)
+    ledger = Ledger(
+        ledger_path(ctx),
+        create=create,
+        readonly=readonly and not create,
+        allow_network_fs=ctx.find_root().obj.get("allow_network_fs", False),
+    )
     ctx.call_on_close(ledger.close)
     return ledger
 

@@ -260,9 +260,10 @@ def verify(ctx: click.Context, against: str | None, as_json: bool) -> None:
 
     path = ledger_path(ctx)
     reference = load_reference(against) if against is not None else None
-    report = verify_isolated(path)  # checks the path without mapping a damaged file
+    allow = ctx.find_root().obj.get("allow_network_fs", False)
+    report = verify_isolated(path, allow_network_fs=allow)  # never maps a damaged file here
     if reference is not None and report.ok:
-        with Ledger(path, create=False, readonly=True) as ledger:
+        with Ledger(path, create=False, readonly=True, allow_network_fs=allow) as ledger:
             problem = check_against(ledger, reference)
         if problem is not None:
             report.ok, report.error = False, problem
