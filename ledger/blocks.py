@@ -138,11 +138,13 @@ class BlockView:
                 ) from None
         return out
 
-    def hashes(self, prev: bytes) -> list[bytes]:
-        """Per-event chain hashes, recomputed from the previous block's last hash."""
+    def hashes(self, prev: bytes, upto: int | None = None) -> list[bytes]:
+        """Per-event chain hashes, recomputed from the previous block's last hash (up to
+        and including seq ``upto`` when given)."""
         out = []
         h = prev
-        for i in range(self.count):
+        count = self.count if upto is None else upto - self.first_seq + 1
+        for i in range(count):
             h = chain_hash(h, self.first_seq + i, self.event_bytes(i))
             out.append(h)
         return out

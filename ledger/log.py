@@ -799,14 +799,20 @@ class Ledger:
             raise LedgerError(f"unknown table {table!r} (known: {', '.join(AUX_TABLES)})")
         return self._dbs[table]
 
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StorageError(f"{self.path} is open read-only; read-only commands never write")
+
     def aux_put(self, table: str, key: bytes, value: bytes) -> None:
         """Write to a table outside the event log (checkpoints, export journal, leases)."""
+        self._writable()
         db = self._aux(table)
         self._env.write(
             lambda txn: _lmdb.put_checked(txn, key, value, db=db), max_size=self.max_size
         )
 
     def aux_delete(self, table: str, key: bytes) -> None:
+        self._writable()
         db = self._aux(table)
         self._env.write(lambda txn: txn.delete(key, db=db), max_size=self.max_size)
 

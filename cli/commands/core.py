@@ -7,9 +7,9 @@ import time
 
 import click
 
-from cli.options import json_option, ledger_path, open_ledger
+from cli.options import as_of_option, json_option, ledger_path, open_ledger
 from cli.output import echo_json, table
-from ledger import Ledger, LedgerError
+from ledger import Head, Ledger, LedgerError
 from ledger.codec import dumps, event_to_wire, format_ts
 from ledger.events import EVENT_TYPES
 
@@ -178,19 +178,30 @@ def log(
 
 
 @click.command()
+@as_of_option
 @json_option
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, as_of: int | None, as_json: bool) -> None:
     """The head and, per study, its cases, runs by status and events.
+
+    With --as-of SEQ, the same as it was after event SEQ.
 
     \b
     Example:
       ledger status --json
+      ledger status --as-of 120
     """
     from ledger.summary import fold_studies
 
     ledger = open_ledger(ctx)
     head = ledger.head
+    if as_of is not None:
+        if as_of > head.seq:
+            raise LedgerError(
+                f"as-of seq {as_of} is outside the log (its head is seq {head.seq}); "
+                f"pick a seq from 0 to {head.seq}"
+            )
+        head = Head(as_of, ledger.hash_at(as_of))
     folded = fold_studies(ledger.read(until=head.seq))
     studies = [
         {

@@ -7,16 +7,19 @@ from click.testing import CliRunner
 
 from cli.main import cli
 
-EVENTS = "\n".join(
-    [
-        '{"type":"study_created","study":"sweep","config":{"lr":0.1,"api_key":"abc123"}}',
-        '{"type":"case_created","study":"sweep","case":"base","params":{"lr":0.1}}',
-        '{"type":"run_started","study":"sweep","case":"base","run":"r1"}',
-        '{"type":"metrics_recorded","study":"sweep","run":"r1","step":0,"values":{"loss":NaN}}',
-        '{"type":"metrics_recorded","study":"sweep","run":"r1","values":{"loss":0.31}}',
-        '{"type":"run_finished","study":"sweep","run":"r1","status":"completed"}',
-    ]
-) + "\n"
+EVENTS = (
+    "\n".join(
+        [
+            '{"type":"study_created","study":"sweep","config":{"lr":0.1,"api_key":"abc123"}}',
+            '{"type":"case_created","study":"sweep","case":"base","params":{"lr":0.1}}',
+            '{"type":"run_started","study":"sweep","case":"base","run":"r1"}',
+            '{"type":"metrics_recorded","study":"sweep","run":"r1","step":0,"values":{"loss":NaN}}',
+            '{"type":"metrics_recorded","study":"sweep","run":"r1","values":{"loss":0.31}}',
+            '{"type":"run_finished","study":"sweep","run":"r1","status":"completed"}',
+        ]
+    )
+    + "\n"
+)
 
 
 @pytest.fixture
@@ -44,7 +47,9 @@ def test_append_from_stdin_then_duplicates(run):
 
 def test_append_file_with_bad_line_names_file_and_line(run, tmp_path):
     f = tmp_path / "events.jsonl"
-    f.write_text(EVENTS + '{"type":"metrics_recorded","study":"sweep","run":"r1","values":{"x":1}}\n')
+    f.write_text(
+        EVENTS + '{"type":"metrics_recorded","study":"sweep","run":"r1","values":{"x":1}}\n'
+    )
     r = run("append", str(f))
     assert r.exit_code == 1
     assert r.stdout == ""
@@ -126,3 +131,23 @@ def test_init_is_idempotent(run):
 def test_unknown_command_and_bad_option_exit_2(run):
     assert run("frobnicate").exit_code == 2
     assert run("log", "--since", "-3").exit_code == 2
+
+
+def test_status_as_of(run):
+    run("append", "-", input=EVENTS)
+    out = json.loads(run("status", "--json", "--as-of", "3").stdout)
+    assert out["head_seq"] == 3
+    assert out["studies"] == [
+        {"study": "sweep", "cases": 1, "runs": {"running": 1}, "events": 3, "last_seq": 3}
+    ]
+    assert out["head_hash"] == json.loads(run("log", "--json").stdout.splitlines()[2])["hash"]
+    r = run("status", "--as-of", "99")
+    assert r.exit_code == 1 and "as-of seq 99 is outside the log" in r.stderr
+
+
+def test_readonly_ledger_refuses_side_writes(run):
+    from ledger import Ledger, StorageError
+
+    run("append", "-", input=EVENTS)
+    with Ledger(run.path, readonly=True) as ledger, pytest.raises(StorageError, match="read-only"):
+        ledger.aux_put("checkpoints", b"k", b"v")
