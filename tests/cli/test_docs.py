@@ -28,7 +28,9 @@ def test_every_registered_command_exists():
     assert sorted(cli.list_commands(ctx)) == sorted(COMMANDS)
 
 
-@pytest.mark.parametrize(("name", "cmd"), list(_commands()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "cmd"), list(_commands()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_help_has_an_example_and_readme_names_it(name, cmd):
     text = cmd.help or ""
     assert "Example" in text, f"`ledger {name} --help` has no example"
