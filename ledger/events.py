@@ -188,6 +188,12 @@ _STRICT = {name: _strict(cls) for name, cls in EVENT_TYPES.items()}
 InputEvent = Union[tuple(_STRICT.values())]  # type: ignore[misc]
 
 
+def strict_class(tag: str) -> type:
+    """The input (strict) class of an event type. Instances of it are trusted as
+    validated by ``Ledger.append``: build one only from values you checked yourself."""
+    return _STRICT[tag]
+
+
 class Envelope(Struct, array_like=True, gc=False):
     """A stored event: what the ledger assigned, around what the client sent.
 

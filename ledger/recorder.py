@@ -37,6 +37,7 @@ from .events import (
     RunStarted,
     SelectionRecorded,
     StudyCreated,
+    strict_class,
 )
 from .log import Ledger
 from .plan import Plan, build_plan, close_interrupted_runs, lease_key
@@ -45,6 +46,7 @@ from .summary import StudyState, fold_studies
 __all__ = ["CaseHandle", "Recorder", "RunHandle"]
 
 _lease_pack = msgspec.msgpack.Encoder().encode
+_StrictMetrics = strict_class("metrics_recorded")
 
 
 def _clean_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,6 +54,12 @@ def _clean_values(values: Mapping[str, Any]) -> dict[str, Any]:
     numbers, so a bad value never enters the buffer (and never blocks later commits)."""
     out = dict(values)
     for name, value in out.items():
+        if type(name) is not str:
+            raise LedgerDecodeError(
+                f"metric name {name!r} is not a string",
+                event_type="metrics_recorded",
+                field="values",
+            )
         kind = type(value)
         if kind is float or kind is int:
             continue
@@ -118,8 +126,15 @@ class RunHandle:
         if step is None:
             self.finals.update(values)
             return
+        if type(step) is not int or step < 0:
+            raise LedgerDecodeError(
+                f"step {step!r} is not an int >= 0",
+                event_type="metrics_recorded",
+                field="step",
+            )
+        # Values, step and names are checked: the strict class skips re-validation.
         self.recorder._emit(
-            MetricsRecorded(study=self.recorder.study, run=self.id, values=dict(values), step=step)
+            _StrictMetrics(study=self.recorder.study, run=self.id, values=values, step=step)
         )
 
     def artifact(self, name: str, uri: str, **extra: Any) -> None:

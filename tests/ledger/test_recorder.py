@@ -138,6 +138,10 @@ def test_bad_metric_value_is_refused_with_the_field(ledger_path):
             run.log({"x": "high"}, step=0)
         with pytest.raises(LedgerDecodeError, match="metric 'ok': True is not a number"):
             run.log({"ok": True})
+        with pytest.raises(LedgerDecodeError, match="metric name 3 is not a string"):
+            run.log({3: 1.0}, step=0)
+        with pytest.raises(LedgerDecodeError, match="step -1 is not an int >= 0"):
+            run.log({"x": 1.0}, step=-1)
         import numpy as np
 
         run.log({"x": np.float32(0.5), "n": np.int64(3)}, step=1)
