@@ -271,7 +271,8 @@ class Columns:
                 nulls[name] = miss
             else:
                 data[name] = _obj(items)
-                obj_types[name] = kind
+                if kind != "any":
+                    obj_types[name] = kind
         return cls(data, nulls, obj_types)
 
     def __len__(self) -> int:
