@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import sys
-import sysconfig
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -73,6 +74,9 @@ def last_acked(path: str) -> int:
 
 def script(name: str, *args: Any, **popen: Any) -> subprocess.Popen[bytes]:
     """Start ``tests/reliability/<name>`` with this interpreter (never a fork)."""
+    import subprocess  # not at module level: workers import this module too (start-up)
+    import sysconfig
+
     env = dict(os.environ)
     paths = (ROOT, HERE, sysconfig.get_paths()["purelib"], env.get("PYTHONPATH"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)

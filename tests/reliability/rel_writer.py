@@ -5,7 +5,11 @@ batch B returned. On start the writer re-sends its last acked batch (which must 
 duplicates) and then the next one, which may have been committed before the kill that
 lost its ack: it must then be all duplicates too, never a partial batch.
 
-    python rel_writer.py LEDGER ACKS WRITER SEED [EXTRA] [ACK_DELAY_PROB]
+    python rel_writer.py LEDGER ACKS WRITER SEED [EXTRA] [ACK_DELAY_PROB] [--standby]
+
+With --standby the writer starts, imports, and waits for a line ``go EXTRA`` on stdin
+before it reads its acks and opens the ledger: R1 keeps one ready per slot, so a restart
+after a kill does not wait for an interpreter start-up.
 """
 
 from __future__ import annotations
@@ -27,9 +31,15 @@ def fail(fd: int, text: str) -> None:
 
 
 def main() -> None:
-    path, acks, writer, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    extra = int(sys.argv[5]) if len(sys.argv) > 5 else -1
-    delay_prob = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+    args = [a for a in sys.argv[1:] if a != "--standby"]
+    path, acks, writer, seed = args[0], args[1], int(args[2]), int(args[3])
+    extra = int(args[4]) if len(args) > 4 else -1
+    delay_prob = float(args[5]) if len(args) > 5 else 0.0
+    if "--standby" in sys.argv:
+        go = sys.stdin.readline().split()
+        if not go or go[0] != "go":
+            return
+        extra = int(go[1])
     jitter = random.Random(f"{seed}:{writer}:{os.getpid()}")
     last = last_acked(acks)
     fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

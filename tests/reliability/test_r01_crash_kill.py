@@ -29,26 +29,49 @@ pytestmark = pytest.mark.slow
 _ID = re.compile(r"^w(\d+)-b(\d+)-e(\d+)$")
 
 
+def _standby(path, acks, writer, seed):
+    return script(
+        "rel_writer.py",
+        path,
+        acks,
+        writer,
+        seed,
+        -1,
+        0.2,
+        "--standby",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
 def _run_slot(path, acks, writer, seed, kills, errors, stats):
+    """Kill the slot's writer ``kills`` times, 0-100 ms after each (re)start; a standby
+    writer (already started, waiting for "go") takes over at once after each kill."""
     rng = random.Random(f"{seed}:kill:{writer}")
+    standby = _standby(path, acks, writer, seed)
     for _ in range(kills):
-        proc = script("rel_writer.py", path, acks, writer, seed, -1, 0.2, stdout=subprocess.PIPE)
+        proc, standby = standby, _standby(path, acks, writer, seed)
+        proc.stdin.write(b"go -1\n")
+        proc.stdin.flush()
         line = proc.stdout.readline()
         if line != b"ready\n":
             proc.wait()
             errors.append(f"writer {writer} did not start (status {proc.returncode})")
-            return
+            break
         time.sleep(rng.uniform(0.0, 0.1))
         proc.kill()
         proc.wait()
+        proc.stdin.close()
         proc.stdout.close()
         if proc.returncode != -9:
             errors.append(f"writer {writer} exited with {proc.returncode} before the kill")
-            return
+            break
         stats["kills"] += 1
-    final = script("rel_writer.py", path, acks, writer, seed, 3, 0.0, stdout=subprocess.DEVNULL)
-    if final.wait(timeout=120) != 0:
-        errors.append(f"writer {writer}: the final resume exited with {final.returncode}")
+    standby.stdin.write(b"go 3\n")  # the final resume: three more batches, then exit
+    standby.stdin.close()
+    if standby.wait(timeout=120) != 0:
+        errors.append(f"writer {writer}: the final resume exited with {standby.returncode}")
+    standby.stdout.close()
 
 
 def check_crash_stream(path: str, ack_files: dict[int, str], seed: int) -> dict[str, int]:
