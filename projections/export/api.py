@@ -304,7 +304,7 @@ def _export_one(
     fields.check({name: t.column_names for name, t in tables.items()})
     tables = {name: fields.apply(name, t) for name, t in tables.items()}
     _check_folder(out, folder, study)
-    meta = {"ledger_id": ledger.ledger_id, "head_hash": head_hash}
+    meta = {"head_hash": head_hash}
 
     def step(label: str, write: Callable[[Path], int | None]) -> Callable[[Path], int | None]:
         def run(path: Path) -> int | None:
@@ -317,9 +317,7 @@ def _export_one(
     if "json" in fmts:
         files["study.json"] = step(
             "study.json",
-            lambda p: write_json(
-                study_document(rec, head_hash=head_hash, ledger_id=ledger.ledger_id), p
-            ),
+            lambda p: write_json(study_document(rec, head_hash=head_hash), p),
         )
     for fmt in ("csv", "parquet"):
         if fmt not in fmts:

@@ -2,7 +2,7 @@
 
 Sheets, in order:
 
-- ``summary``: what was exported (study, ledger, seq and head hash, objectives, the
+- ``summary``: what was exported (study, seq and head hash, objectives, the
   ranking policy, counts, filters, redactions) as field/value rows;
 - ``cases`` and ``runs``: the exported tables (``--fields`` applied, lists as JSON);
 - ``rankings``: every case of the study ranked under its objectives (rank, case,
@@ -168,7 +168,6 @@ def _summary_table(rec: ExportRecords, meta: Mapping[str, Any]) -> pa.Table:
     fields: list[tuple[str, Any]] = [
         ("study", rec.study),
         ("description", rec.info["description"]),
-        ("ledger id", meta.get("ledger_id")),
         ("as of seq", rec.as_of),
         ("head hash", meta.get("head_hash")),
         ("objectives", ", ".join(f"{m}:{d}" for m, d in view.objectives) or "none"),

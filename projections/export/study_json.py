@@ -75,8 +75,12 @@ def _metric_overview(rec: ExportRecords) -> list[dict[str, Any]]:
     ]
 
 
-def study_document(rec: ExportRecords, *, head_hash: str, ledger_id: str) -> dict[str, Any]:
-    """The ``study.json`` content (write it with ``canonical_json``)."""
+def study_document(rec: ExportRecords, *, head_hash: str) -> dict[str, Any]:
+    """The ``study.json`` content (write it with ``canonical_json``).
+
+    The ledger id is left to the manifest: a ledger rebuilt by replaying this one's log
+    has another id but the same events and hashes, and must export the same bytes.
+    """
     view = rec.view
     info = view.dag.info
     finals = _finals_by_run(rec)
@@ -126,7 +130,6 @@ def study_document(rec: ExportRecords, *, head_hash: str, ledger_id: str) -> dic
         )
     return {
         "format_version": FORMAT_VERSION,
-        "ledger_id": ledger_id,
         "study": rec.study,
         "as_of": rec.as_of,
         "head_hash": head_hash,

@@ -226,6 +226,25 @@ def test_as_of_after_more_appends_equals_the_export_made_then(tmp_path):
     led.close()
 
 
+def test_a_ledger_rebuilt_by_replay_exports_the_same_bytes(led, tmp_path):
+    """R12: `ledger log --json | ledger append` gives another ledger id, same files."""
+    from ledger.codec import event_to_wire
+
+    copy = Ledger(tmp_path / "copy.ledger")
+    copy.append([event_to_wire(env) for env in led.read()], redact=False)
+    assert copy.ledger_id != led.ledger_id and copy.head == led.head
+    a = export_study(led, "chip", tmp_path / "a")
+    b = export_study(copy, "chip", tmp_path / "b")
+    ha, hb = hashes(a.path), hashes(b.path)
+    assert {k: v for k, v in ha.items() if k != "manifest.json"} == {
+        k: v for k, v in hb.items() if k != "manifest.json"
+    }
+    assert {k: v for k, v in a.items() if k != "ledger_id"} == {
+        k: v for k, v in b.items() if k != "ledger_id"
+    }
+    copy.close()
+
+
 # ------------------------------------------------------------------------------ tables
 
 
