@@ -501,15 +501,17 @@ _TYPE_ORDER = (
 )
 
 
-def _plain(value: Any) -> str:
+def _plain(value: Any, nested: bool = False) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, dict):
-        return " ".join(f"{k}={_plain(v)}" for k, v in value.items()) or "-"
+        text = " ".join(f"{k}={_plain(v, True)}" for k, v in value.items()) or "-"
+        return f"({text})" if nested and value else text
     if isinstance(value, list):
-        return ", ".join(_plain(v) for v in value) or "-"
+        text = ", ".join(_plain(v, True) for v in value) or "-"
+        return f"[{text}]" if nested and value else text
     return str(value)
 
 

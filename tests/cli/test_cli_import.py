@@ -951,3 +951,24 @@ def test_every_import_help_ends_with_an_example(sub):
     for flag in ("--dry-run", "--json", "--keep-secrets"):
         assert flag in options
     assert "--study" in options
+
+
+def test_dry_run_against_an_existing_ledger(run, tmp_path):
+    f = tmp_path / "long.csv"
+    f.write_text("run,metric,step,value\nr1,acc,,0.8\n")
+    ok(run("import", "csv", str(f), "--long", "--study", "L"))
+    g = tmp_path / "more.csv"
+    g.write_text("run,metric,step,value\nr2,acc,,0.9\n")
+    r = ok(run("import", "csv", str(g), "--long", "--study", "L", "--dry-run", "--json"))
+    out = json.loads(r.stdout)
+    assert out["studies_existing"] == [{"study": "L", "seq": 1, "not_recorded": {}}]
+    assert out["would_append"]["by_type"] == {
+        "case_created": 1, "run_started": 1, "metrics_recorded": 1, "run_finished": 1
+    }  # fmt: skip
+    r = ok(run("import", "csv", str(g), "--long", "--study", "L", "--dry-run"))
+    assert r.stdout.endswith(
+        "dry run: would append 4 events in 1 batch (case_created 1, run_started 1, "
+        "metrics_recorded 1, run_finished 1); nothing appended\n"
+        "study L exists (seq 1): its settings are kept\n"
+    )
+    assert json.loads(ok(run("status", "--json")).stdout)["head_seq"] == 5
