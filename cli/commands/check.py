@@ -85,6 +85,13 @@ def check(
         echo_json(result.to_json())
     else:
         _render(result)
+    if not result.report.runs:
+        where = f"case {case!r} of study" if case else "study"
+        click.echo(
+            f"warning: no completed run of {where} {result.study!r} to check"
+            + (f" ({len(result.skipped)} not checked)" if result.skipped else ""),
+            err=True,
+        )
     if not result.ok:
         failing = result.report.counts["fail"]
         click.echo(

@@ -118,7 +118,7 @@ def _finish(
             what = ", ".join(f"{k} {v!r}" for k, v in note["not_recorded"].items())
             click.echo(
                 f"warning: study {note['study']!r} already exists (seq {note['seq']}) and keeps "
-                f"its own settings; the source's {what} not recorded",
+                f"its own settings; not recorded from the source: {what}",
                 err=True,
             )
     if as_json:

@@ -360,3 +360,23 @@ def test_help_ends_with_an_example():
 
     last = inspect.cleandoc(check.help).split("\n\n")[-1]
     assert last.startswith("\b\nExample:\n  ledger check --study ")
+
+
+def test_nothing_to_check_warns(chip):
+    run, rules = chip
+    extra = [
+        {"type": "case_created", "study": "chip", "case": "idle"},
+        {"type": "run_started", "study": "chip", "case": "idle", "run": "r7"},
+    ]
+    r = run("append", "-", input="".join(json.dumps(e) + "\n" for e in extra))
+    assert r.exit_code == 0, r.stderr
+    r = run("check", "--study", "chip", "--case", "idle", "--rules", str(rules), "--json")
+    assert r.exit_code == 0
+    out = json.loads(r.stdout)
+    assert (out["ok"], out["runs"], out["skipped"]) == (
+        True, [], [{"run": "r7", "case": "idle", "reason": "still running"}]
+    )  # fmt: skip
+    assert (
+        r.stderr
+        == "warning: no completed run of case 'idle' of study 'chip' to check (1 not checked)\n"
+    )

@@ -200,9 +200,9 @@ def test_optuna_into_an_existing_study_keeps_its_settings(run, optuna_journal, t
     ok(run("append", "-", input=json.dumps(ev) + "\n"))
     r = ok(run("import", "optuna", str(path), "--study", "tune", "--into", "mine"))
     assert r.stderr == (
-        "warning: study 'mine' already exists (seq 1) and keeps its own settings; the "
-        "source's objectives [{'metric': 'value', 'direction': 'min'}], config "
-        "{'source': 'optuna', 'optuna_study': 'tune', 'directions': ['MINIMIZE']} not recorded\n"
+        "warning: study 'mine' already exists (seq 1) and keeps its own settings; not "
+        "recorded from the source: objectives [{'metric': 'value', 'direction': 'min'}], "
+        "config {'source': 'optuna', 'optuna_study': 'tune', 'directions': ['MINIMIZE']}\n"
     )
     assert re.search(r"^/\S+journal\.log: appended \d+ events$", r.stdout, re.M)
     ranking = json.loads(ok(run("rank", "--study", "mine", "--json")).stdout)
