@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import msgspec
 import pytest
-from rel_common import make_batch, read_acks, script, size
+from rel_common import SOAK, make_batch, read_acks, script, size
 
 from ledger import Ledger
 from ledger.integrity import verify_isolated
@@ -76,17 +76,27 @@ def _run_slot(path, acks, writer, seed, kills, errors, stats):
 
 def check_crash_stream(path: str, ack_files: dict[int, str], seed: int) -> dict[str, int]:
     """The R1/R2 checker: raises AssertionError on any lost, torn or duplicated event."""
+    return check_crash_stream_with_extra(path, ack_files, seed, extra=0)
+
+
+def check_crash_stream_with_extra(
+    path: str, ack_files: dict[int, str], seed: int, *, extra: int
+) -> dict[str, int]:
+    """The checker, for a ledger that also holds ``extra`` events of no writer (first
+    and last)."""
     report = verify_isolated(path)
     assert report.ok, report.error
     with Ledger(path, create=False, readonly=True) as ledger:
-        envs = list(ledger.read(with_hashes=True))
+        everything = list(ledger.read(with_hashes=True))
         head = ledger.head
-        n = len(envs)
-        assert [e.seq for e in envs] == list(range(1, n + 1)), "seq not contiguous from 1"
+        n = len(everything)
+        assert [e.seq for e in everything] == list(range(1, n + 1)), "seq not contiguous"
         assert head.seq == n and report.head_seq == n
-        assert head.hash == envs[-1].hash.hex() == ledger.hash_at(n) == report.head_hash
+        assert head.hash == everything[-1].hash.hex() == ledger.hash_at(n) == report.head_hash
         assert ledger.storage_info()["ids"] == n, "id index and log disagree"
-    ids = [e.id for e in envs]
+    envs = [e for e in everything if _ID.match(e.id)]
+    assert len(envs) == n - extra
+    ids = [e.id for e in everything]
     assert len(set(ids)) == n, f"{n - len(set(ids))} duplicate event ids"
     present: dict[tuple[int, int], list] = defaultdict(list)
     for env in envs:
@@ -159,3 +169,54 @@ def test_r1_crash_kill(tmp_path, seed):
         "after a lost ack; 0 lost, 0 torn, 0 duplicates"
     )
     assert figures["acked_batches"] >= writers * 4, "writers made too little progress to test"
+
+
+def _reader_slot(path, seed, kills, errors, stats, slot):
+    rng = random.Random(f"{seed}:reader:{slot}")
+    for _ in range(kills):
+        proc = script("rel_reader.py", path, rng.randrange(1 << 30), stdout=subprocess.PIPE)
+        if proc.stdout.readline() != b"ready\n":
+            proc.wait()
+            errors.append(f"reader {slot} failed with {proc.returncode}")
+            return
+        time.sleep(rng.uniform(0.0, 0.1))
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        if proc.returncode != -9:
+            errors.append(f"reader {slot} exited with {proc.returncode}")
+            return
+        stats["reader_kills"] += 1
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(not SOAK, reason="the reader-kill variant of R1 runs with SOAK=1 (make soak)")
+def test_r1_reader_kills(tmp_path, seed):
+    """Readers killed with -9 leave stale slots; writers and new readers carry on."""
+    writers, readers, kills = 4, 4, size(200, 2000)
+    path = str(tmp_path / "r1r.ledger")
+    acks = {w: str(tmp_path / f"acks-{w}.txt") for w in range(writers)}
+    with Ledger(path) as ledger:
+        ledger.append([{"type": "study_created", "study": "readers"}])
+    errors: list[str] = []
+    stats: dict[str, int] = defaultdict(int)
+    threads = [
+        threading.Thread(
+            target=_run_slot, args=(path, acks[w], w, seed, kills // writers, errors, stats)
+        )
+        for w in range(writers)
+    ] + [
+        threading.Thread(target=_reader_slot, args=(path, seed, kills // readers, errors, stats, r))
+        for r in range(readers)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with Ledger(path, create=False) as ledger:
+        assert ledger.append([{"type": "case_created", "study": "readers", "case": "end"}]).appended
+    figures = check_crash_stream_with_extra(path, acks, seed, extra=2)
+    print(
+        f"R1 readers: {stats['reader_kills']} reader kills, {stats['kills']} writer kills; {figures}"
+    )

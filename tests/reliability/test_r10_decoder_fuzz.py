@@ -222,6 +222,7 @@ def random_input(rng: random.Random, name: str) -> bytes:
     return rng.randbytes(n)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DECODERS))
 def test_r10_fuzz(name, seed):
     rng = random.Random(f"{seed}:{name}")
@@ -340,6 +341,7 @@ _events = st.one_of(
 )
 
 
+@pytest.mark.slow
 def test_r10_round_trip(seed):
     @hypothesis_seed(seed)
     @settings(max_examples=size(500, 5000), deadline=None, database=None)

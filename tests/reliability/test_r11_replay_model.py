@@ -19,6 +19,7 @@ import tempfile
 from hashlib import blake2b
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import (
@@ -191,6 +192,7 @@ class LedgerModel(RuleBasedStateMachine):
 MACHINE = LedgerModel
 
 
+@pytest.mark.slow
 def test_r11_replay_model(seed):
     machine = hypothesis_seed(seed)(type("Machine", (MACHINE,), {}))
     run_state_machine_as_test(
