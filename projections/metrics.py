@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, compress
 from typing import Any, NamedTuple
 
 import msgspec
@@ -196,51 +196,58 @@ class MetricsProjection(BaseProjection):
         menvs = part.metrics
         if not menvs:
             return
-        n = len(menvs)
-        dicts = [ev.values for ev in part.events]
-        keys = list(chain.from_iterable(dicts))
-        total = len(keys)
-        values = np.fromiter(chain.from_iterable(map(dict.values, dicts)), np.float64, total)
-        first = list(dicts[0])
-        width = len(first)
-        lens: Any
-        if width and total == n * width and keys == first * n:
-            # Every event names the same metrics in the same order (the usual case); since
-            # a dict holds no name twice, the flat names can only line up event by event.
-            lens = width
-            metric = np.tile(self._keyset(tuple(first)), n)
-        else:
-            lens = np.fromiter(map(len, dicts), np.int64, n)
-            metric = self._metric_column(dicts, lens, total)
+        events = part.events
+        n = len(events)
+        dicts = [ev.values for ev in events]
+        # Runs are interned over the whole batch in log order (before any split), so the
+        # indices do not depend on where batches begin.
         run_ev = self._run_column(part, n)
-        step_ev = self._step_column(part.events, n)
+        step_ev = self._step_column(events, n)
         seq_ev = np.fromiter(map(_seq_of, menvs), np.int64, n)
         final_ev = step_ev < 0
         if not final_ev.any():
-            self._append(self.stepped, run_ev, step_ev, seq_ev, lens, metric, values)
-            return
-        # Split per event first (n rows), then per value only the two value-long columns.
-        final = np.repeat(final_ev, lens)
-        keep_ev, keep = ~final_ev, ~final
-        per = (lambda mask: lens) if isinstance(lens, int) else (lambda mask: lens[mask])
-        self._append(
-            self.finals,
-            run_ev[final_ev],
-            step_ev[final_ev],
-            seq_ev[final_ev],
-            per(final_ev),
-            metric[final],
-            values[final],
-        )
-        self._append(
-            self.stepped,
-            run_ev[keep_ev],
-            step_ev[keep_ev],
-            seq_ev[keep_ev],
-            per(keep_ev),
-            metric[keep],
-            values[keep],
-        )
+            groups = [(self.stepped, None, dicts)]
+        else:
+            # Finals (one event per run, usually) apart from the stepped bulk: each group
+            # is then uniform in the usual case and takes the fast path below.
+            fin = final_ev.tolist()
+            groups = [
+                (self.finals, final_ev, list(compress(dicts, fin))),
+                (self.stepped, ~final_ev, list(compress(dicts, map(operator.not_, fin)))),
+            ]
+        plans = []
+        interned = False
+        for cols, mask, group in groups:
+            if not group:
+                continue
+            keys = list(chain.from_iterable(group))
+            first = list(group[0])
+            uniform = bool(first) and keys == first * len(group)
+            if not (uniform and tuple(first) in self._keysets) and not interned:
+                # A name never seen before: intern the batch's new names in log order
+                # (first occurrence), whatever the grouping, so a checkpointed fold and
+                # a fold from scratch give every name the same index.
+                for name in dict.fromkeys(chain.from_iterable(dicts)):
+                    self._metrics[name]
+                interned = True
+            plans.append((cols, mask, group, keys, first, uniform))
+        for cols, mask, group, keys, first, uniform in plans:
+            m = len(group)
+            total = len(keys)
+            values = np.fromiter(chain.from_iterable(map(dict.values, group)), np.float64, total)
+            lens: Any
+            if uniform:
+                # Every event names the same metrics in the same order; since a dict holds
+                # no name twice, the flat names can only line up event by event.
+                lens = len(first)
+                metric = np.tile(self._keyset(tuple(first)), m)
+            else:
+                lens = np.fromiter(map(len, group), np.int64, m)
+                metric = np.fromiter(map(self._metrics.__getitem__, keys), np.int32, total)
+            if mask is None:
+                self._append(cols, run_ev, step_ev, seq_ev, lens, metric, values)
+            else:
+                self._append(cols, run_ev[mask], step_ev[mask], seq_ev[mask], lens, metric, values)
 
     @staticmethod
     def _append(
@@ -283,27 +290,6 @@ class MetricsProjection(BaseProjection):
             return np.nan_to_num(as_float, nan=-1.0).astype(np.int64)
         exact = [-1 if s is None else min(s, _STEP_MAX) for s in steps]
         return np.fromiter(exact, np.int64, n)
-
-    def _metric_column(self, dicts: list[dict], lens: np.ndarray, total: int) -> np.ndarray:
-        """Metric index of every flattened value, laid out one distinct key set at a time.
-
-        Names are interned in the order they first appear in the log (key sets are
-        visited in order of first occurrence, and a name first appears where its key
-        set first does), so the indices do not depend on where batches begin — a
-        checkpointed fold and a fold from scratch agree.
-        """
-        kinds = _Index()
-        kind = np.fromiter(map(kinds.__getitem__, map(tuple, dicts)), np.int64, len(dicts))
-        out = np.empty(total, np.int32)
-        starts = np.cumsum(lens) - lens
-        order = np.argsort(kind, kind="stable")
-        bounds = np.flatnonzero(np.diff(kind[order])) + 1
-        for group in np.split(order, bounds):
-            idx = self._keyset(kinds.order[int(kind[group[0]])])
-            if len(idx):
-                pos = starts[group][:, None] + np.arange(len(idx))
-                out[pos.ravel()] = np.tile(idx, len(group))
-        return out
 
     def _keyset(self, names: tuple[str, ...]) -> np.ndarray:
         idx = self._keysets.get(names)
