@@ -39,6 +39,7 @@ class StudyCheck:
     report: CheckReport
     case_of: dict[str, str]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    only_runs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -46,7 +47,7 @@ class StudyCheck:
 
     def to_json(self) -> dict[str, Any]:
         """The ``check --json`` shape: ``CheckReport.to_json`` plus study, as_of, case,
-        rules_file, each run's case and the runs not checked (with the reason)."""
+        only_runs, rules_file, each run's case and the runs not checked (with the reason)."""
         body = self.report.to_json()
         for item in body["runs"]:
             item["case"] = self.case_of.get(item["run"])
@@ -55,6 +56,7 @@ class StudyCheck:
             "study": self.study,
             "as_of": self.as_of,
             "case": self.case,
+            "only_runs": list(self.only_runs),
             "rules_file": self.rules_source,
         }
         out.update(body)
@@ -63,15 +65,20 @@ class StudyCheck:
 
 
 def check_inputs(
-    view: StudyView, fields: Sequence[str], *, case: str | None = None
+    view: StudyView,
+    fields: Sequence[str],
+    *,
+    case: str | None = None,
+    runs: Sequence[str] = (),
 ) -> tuple[
     dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, str], list[dict[str, str]]
 ]:
     """``(final, attrs, case_of, skipped)`` for the counted runs of ``view`` (of ``case``).
 
     ``final[run]`` holds the run's final values in force of the metrics in ``fields``;
-    ``attrs[run]`` its case params overlaid with its config. Raises ``ProjectionError``
-    for a case the study does not hold.
+    ``attrs[run]`` its case params overlaid with its config. ``runs`` limits it to those
+    run ids (a CI gate checks the run it just recorded). Raises ``ProjectionError`` for a
+    case or run the study does not hold.
     """
     if case is not None and view.dag.node(case) is None:
         known = [n.case for n in view.dag.cases()]
@@ -80,12 +87,19 @@ def check_inputs(
             f"study {view.study!r} has no case {case!r} at seq {view.as_of}"
             + (f" (cases: {shown})" if known else " (it has no case yet)")
         )
+    wanted = set(runs)
+    missing = sorted(r for r in wanted if view.runs.run(r) is None)
+    if missing:
+        raise ProjectionError(
+            f"study {view.study!r} has no run {', '.join(map(repr, missing))} at seq "
+            f"{view.as_of}; `ledger log --study {view.study} --type run_started` lists its runs"
+        )
     final: dict[str, dict[str, Any]] = {}
     attrs: dict[str, dict[str, Any]] = {}
     case_of: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
     for info in view.runs.sorted():
-        if case is not None and info.case != case:
+        if (case is not None and info.case != case) or (wanted and info.run not in wanted):
             continue
         if info.invalidated is not None:
             skipped.append(
@@ -128,15 +142,18 @@ def check_study(
     rules: Sequence[Rule],
     *,
     case: str | None = None,
+    runs: Sequence[str] = (),
     rules_time_unit: str | None = None,
     rules_source: str | None = None,
 ) -> StudyCheck:
     """Evaluate ``rules`` on the counted runs of ``view`` (of ``case``); see ``check_runs``.
 
-    Raises ``ProjectionError`` for an unknown case, ``ValueError`` for a time unit that
+    Raises ``ProjectionError`` for an unknown case or run, ``ValueError`` for a time unit that
     ``parse_time_unit`` refuses.
     """
     fields = sorted({r.field for r in rules})
-    final, attrs, case_of, skipped = check_inputs(view, fields, case=case)
+    final, attrs, case_of, skipped = check_inputs(view, fields, case=case, runs=runs)
     report = check_runs(final, rules, attrs=attrs, rules_time_unit=rules_time_unit)
-    return StudyCheck(view.study, view.as_of, case, rules_source, report, case_of, skipped)
+    return StudyCheck(
+        view.study, view.as_of, case, rules_source, report, case_of, skipped, sorted(set(runs))
+    )

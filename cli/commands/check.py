@@ -37,6 +37,7 @@ def _time_unit(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="An OpenROAD rules JSON file, either form.",
 )
 @click.option("--case", default=None, help="Only this case's runs.")
+@click.option("--run", "runs", multiple=True, metavar="RUN", help="Only this run (repeatable).")
 @click.option(
     "--time-unit",
     default=None,
@@ -53,6 +54,7 @@ def check(
     study: str | None,
     rules_file: str,
     case: str | None,
+    runs: tuple[str, ...],
     time_unit: str | None,
     as_of: int | None,
     as_json: bool,
@@ -71,6 +73,7 @@ def check(
     Example:
       ledger check --study orfs --case asap7/aes --rules rules-asap7-aes.json
       ledger check --study orfs --rules rules.json --time-unit ps --json
+      ledger check --study chip --run "$RUN_ID" --rules rules.json
     """
     from projections.check_runs import check_study
     from projections.checks import load_rules
@@ -80,7 +83,9 @@ def check(
     ledger = open_ledger(ctx)
     with reported_warnings():
         view = load_study(ledger, resolve_study(ledger, study), as_of)
-    result = check_study(view, rules, case=case, rules_time_unit=time_unit, rules_source=rules_file)
+    result = check_study(
+        view, rules, case=case, runs=runs, rules_time_unit=time_unit, rules_source=rules_file
+    )
     if as_json:
         echo_json(result.to_json())
     else:
@@ -105,6 +110,8 @@ def check(
 def _render(result: Any) -> None:
     report = result.report
     where = f"case {result.case}" if result.case else "all cases"
+    if result.only_runs:
+        where += f", run{'s' if len(result.only_runs) > 1 else ''} {', '.join(result.only_runs)}"
     unit = (
         f"timing in {report.time_unit} (converted from each run's unit)"
         if report.time_unit

@@ -400,3 +400,24 @@ def test_nothing_to_check_warns(chip):
         r.stderr
         == "warning: no completed run of case 'idle' of study 'chip' to check (1 not checked)\n"
     )
+
+
+def test_run_filter_checks_the_run_just_recorded(chip):
+    run, rules = chip
+    r = run("check", "--study", "chip", "--run", "r2", "--rules", str(rules))
+    assert r.exit_code == 1
+    assert r.stdout.startswith(
+        f"study chip, all cases, run r2, as of seq {len(EVENTS)}: 3 rules from {rules}, values "
+        "as recorded\n1 runs checked: 0 pass, 1 fail, 0 warn, 0 not evaluable\n"
+    )
+    r = run("check", "--study", "chip", "--run", "r1", "--run", "r3", "--rules", str(rules),
+            "--json")  # fmt: skip
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["only_runs"] == ["r1", "r3"]
+    assert [(i["run"], i["status"]) for i in out["runs"]] == [("r1", "pass"), ("r3", "warn")]
+    r = run("check", "--study", "chip", "--run", "r9", "--rules", str(rules))
+    assert r.exit_code == 1
+    assert r.stderr == (
+        "error: study 'chip' has no run 'r9' at seq 22; `ledger log --study chip --type "
+        "run_started` lists its runs\n"
+    )
