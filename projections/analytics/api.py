@@ -34,6 +34,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from . import compare as _compare
@@ -557,7 +558,8 @@ def _pairwise(
     split = _stats.split_groups(x[sel], rows["case"][sel])
     groups = {c: split.get(c, np.empty(0)) for c in chosen}
     res = _compare.pairwise(groups, test=test)
-    pairs = [p.to_dict() for p in res.pairs]
+    # PairRow fields are builtins already (NaN was made None): a shallow copy suffices
+    pairs = [msgspec.structs.asdict(p) for p in res.pairs]
     table = Columns.from_rows(
         pairs,
         {
@@ -1133,7 +1135,8 @@ def curves(
     JSON: ``{"runs": [{"run", "case", "points", "final", "best", "best_step",
     "plateau_step", "convergence_step", ...}], "cases": [{"case", "runs", "steps",
     "mean", "std", "low", "high", "count", ...}], ...}``; with ``series`` also
-    ``"series": [{"run", "steps", "values", "best"}]``.
+    ``"series": [{"run", "steps", "values", "best"}]`` and the ``series`` table (run,
+    case, step, value, best so far).
     """
     cfg = _config(config, confidence=confidence)
     query, frame, name = _prepare(query, metric, default_status=None)
@@ -1175,54 +1178,63 @@ def curves(
         p = row.pop("run")
         runs.append({"run": run_ids[p], "case": case_of[p], **row})
 
-    # mean curve per case: one sort of the points by case, then a slice per case
-    cases_json = []
+    # One mean_curve call for every case: each case's steps (ranked, so no overflow)
+    # are moved into a block of their own, so cases never share a step.
+    cases_json: list[dict[str, Any]] = []
     curve_parts: list[dict[str, np.ndarray]] = []
     if len(codes):
-        pt_case = case_of[codes]
-        case_names, case_codes = _stats.group_codes(pt_case)
-        order = np.argsort(case_codes, kind="stable")
-        bounds = np.cumsum(np.bincount(case_codes, minlength=len(case_names)))
-        start = 0
-        for ci, case in enumerate(case_names):
-            idx = order[start : bounds[ci]]
-            start = bounds[ci]
-            mc = _curves.mean_curve(
-                codes[idx],
-                steps[idx],
-                values[idx],
-                band=band,
-                confidence=cfg.confidence,
-                align=align,
-            )
-            plateaus = [r["plateau_step"] for r in runs if r["case"] == case]
-            known = [p for p in plateaus if p is not None]
-            last = len(mc.steps) - 1
-            entry = {
-                "case": case,
-                "runs": len(plateaus),
-                "final_step": int(mc.steps[last]),
-                "final_mean": _num(mc.mean[last]),
-                "final_low": _num(mc.low[last]),
-                "final_high": _num(mc.high[last]),
-                "plateau_median": float(np.median(known)) if known else None,
-                "plateaued": len(known),
-            }
-            curve = mc.to_dict()
+        case_names, case_code = _stats.group_codes(case_of)
+        ustep, rank = np.unique(steps, return_inverse=True)
+        width = len(ustep)
+        mc = _curves.mean_curve(
+            codes,
+            case_code[codes].astype(np.int64) * width + rank.ravel(),
+            values,
+            band=band,
+            confidence=cfg.confidence,
+            align=align,
+        )
+        block = mc.steps // width
+        step_of = ustep[mc.steps % width]
+        cuts = np.flatnonzero(np.diff(block)) + 1
+        plateaus: dict[str, list[int | None]] = {}
+        for r in runs:
+            plateaus.setdefault(r["case"], []).append(r["plateau_step"])
+        for lo, hi in zip(
+            np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(block)]]).tolist()
+        ):
+            case = case_names[int(block[lo])]
+            known = [p for p in plateaus[case] if p is not None]
+            last = hi - 1
             cases_json.append(
-                {**entry, **{k: curve[k] for k in ("steps", "mean", "std", "low", "high", "count")}}
-            )
-            curve_parts.append(
                 {
-                    "case": np.full(len(mc.steps), case, dtype=object),
-                    "step": mc.steps.astype(np.int64),
-                    "mean": mc.mean,
-                    "std": mc.std,
-                    "low": mc.low,
-                    "high": mc.high,
-                    "count": mc.count,
+                    "case": case,
+                    "runs": len(plateaus[case]),
+                    "final_step": int(step_of[last]),
+                    "final_mean": _num(mc.mean[last]),
+                    "final_low": _num(mc.low[last]),
+                    "final_high": _num(mc.high[last]),
+                    "plateau_median": float(np.median(known)) if known else None,
+                    "plateaued": len(known),
+                    "steps": step_of[lo:hi].tolist(),
+                    "mean": _list(mc.mean[lo:hi]),
+                    "std": _list(mc.std[lo:hi]),
+                    "low": _list(mc.low[lo:hi]),
+                    "high": _list(mc.high[lo:hi]),
+                    "count": mc.count[lo:hi].tolist(),
                 }
             )
+        curve_parts.append(
+            {
+                "case": np.asarray(case_names, dtype=object)[block],
+                "step": step_of.astype(np.int64),
+                "mean": mc.mean,
+                "std": mc.std,
+                "low": mc.low,
+                "high": mc.high,
+                "count": mc.count,
+            }
+        )
     mean_cols = Columns(
         {
             k: (np.concatenate([p[k] for p in curve_parts]) if curve_parts else np.empty(0, dt))
@@ -1238,18 +1250,20 @@ def curves(
         },  # fmt: skip
         types={"case": "str"},
     )
-    best = _curves.best_so_far(codes, steps, values, direction=d) if len(codes) else np.empty(0)
-    order = np.lexsort((steps, codes))
-    series_cols = Columns(
-        {
-            "run": cols["run"][codes[order]],
-            "case": case_of[codes[order]],
-            "step": steps[order],
-            "value": values[order],
-            "best": best[order],
-        },
-        types={"run": "str", "case": "str"},
-    )
+    extras: dict[str, Columns] = {}
+    if series:
+        best = _curves.best_so_far(codes, steps, values, direction=d) if len(codes) else np.empty(0)
+        order = np.lexsort((steps, codes))
+        extras["series"] = Columns(
+            {
+                "run": cols["run"][codes[order]],
+                "case": case_of[codes[order]],
+                "step": steps[order],
+                "value": values[order],
+                "best": best[order],
+            },
+            types={"run": "str", "case": "str"},
+        )
     data: dict[str, Any] = {
         "metric": name,
         "direction": d,
@@ -1262,7 +1276,7 @@ def curves(
         "cases": cases_json,
     }
     if series:
-        data["series"] = _series_json(series_cols)
+        data["series"] = _series_json(extras["series"])
     run_types = {
         "run": "str",
         "case": "str",
@@ -1296,7 +1310,7 @@ def curves(
         extras={
             "cases": Columns.from_rows(cases_json, case_types),
             "mean_curves": mean_cols,
-            "series": series_cols,
+            **extras,
         },
         data=data,
         exclusions=_all_exclusions(frame, extra),
@@ -1334,6 +1348,14 @@ def curves(
 def _num(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def _list(a: np.ndarray) -> list[Any]:
+    """``a.tolist()`` with None for NaN (the analytics' spelling of "undefined")."""
+    out = a.tolist()
+    for i in np.flatnonzero(np.isnan(a)).tolist():
+        out[i] = None
+    return out
 
 
 def _series_json(cols: Columns) -> list[dict[str, Any]]:

@@ -257,18 +257,16 @@ class Columns:
     @classmethod
     def from_rows(cls, rows: Sequence[dict[str, Any]], types: dict[str, str]) -> Columns:
         """Columns ``types`` (name -> kind, in order) picked from row dicts; a float
-        column becomes float64 with None as null."""
+        column becomes float64 with None (and NaN: result tables spell "undefined" as
+        None, so a NaN there means the same) as null."""
         data: dict[str, np.ndarray] = {}
         nulls: dict[str, np.ndarray] = {}
         obj_types: dict[str, str] = {}
         for name, kind in types.items():
             items = [r.get(name) for r in rows]
             if kind == "float":
-                miss = np.fromiter((v is None for v in items), bool, len(items))
-                data[name] = np.array(
-                    [math.nan if v is None else float(v) for v in items], np.float64
-                )
-                nulls[name] = miss
+                data[name] = np.array(items, np.float64)  # None -> NaN
+                nulls[name] = np.isnan(data[name])
             else:
                 data[name] = _obj(items)
                 if kind != "any":

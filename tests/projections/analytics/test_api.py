@@ -553,14 +553,44 @@ def test_curves_against_hand(train):
     assert c["std"][0] == pytest.approx(math.sqrt(0.5))
     assert c["low"][0] == pytest.approx(5.5 - math.sqrt(0.5))
     assert c["plateau_median"] == 2.0 and c["final_mean"] == 2.5
+    assert d["steps"] == [0, 1] and d["mean"] == [7.0, 8.0]
     assert d["low"] == [None, None]  # one run: no band
     assert [(x.run, x.reason) for x in r.exclusions] == [("r3", "no stepped values of loss")]
-    series = r.to_arrow("series")
-    assert series.column("best").to_pylist()[:6] == [5.0, 4.0, 3.0, 3.0, 3.0, 3.0]
-    assert "series" not in r.data
+    assert "series" not in r.data and "series" not in r.extras
     done = api.curves(Query(train).runs(status="completed"), window=2, series=True)
     assert [x["run"] for x in done.data["runs"]] == ["r1", "r2"]
     assert done.data["series"][0]["values"] == [5.0, 4.0, 3.0, 3.0, 3.0, 3.0]
+    series = done.to_arrow("series")
+    assert series.column("best").to_pylist()[6:] == [6.0, 4.0, 2.0, 2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("align", ["exact", "ffill"])
+def test_mean_curves_per_case_equal_one_call_per_case(tmp_path, align):
+    """The API computes every case's mean curve in one call (cases moved into blocks of
+    steps of their own); each must equal the curve of that case alone."""
+    from projections.analytics import curves as mod
+
+    rng = np.random.default_rng(3)
+    e = Events("s").add("study_created", objectives=[{"metric": "loss", "direction": "min"}])
+    points: dict[str, list[tuple[str, int, float]]] = {}
+    for ci, case in enumerate(("a", "b", "c")):
+        e.add("case_created", case=case)
+        for k in range(3):
+            run = f"{case}{k}"
+            e.add("run_started", case=case, run=run)
+            steps = sorted(rng.choice(60, size=12 + 3 * k + ci, replace=False).tolist())
+            for st in steps:
+                v = float(rng.normal(10 - st / 10, 1))
+                e.add("metrics_recorded", run=run, step=st * (ci + 1), values={"loss": v})
+                points.setdefault(case, []).append((run, st * (ci + 1), v))
+    with ledger_of(tmp_path, e) as led:
+        got = {c["case"]: c for c in api.curves(Query(led), align=align).data["cases"]}
+    for case, pts in points.items():
+        runs, steps, values = zip(*pts)
+        want = mod.mean_curve(np.array(runs), np.array(steps), np.array(values), align=align)
+        assert got[case]["steps"] == want.steps.tolist()
+        assert got[case]["mean"] == pytest.approx(want.mean.tolist(), rel=1e-12)
+        assert got[case]["count"] == want.count.tolist()
 
 
 def test_curves_errors(chip, tmp_path):
