@@ -293,6 +293,8 @@ class SharedEnv:
                 if txn is not None:
                     try:
                         yield txn
+                    except lmdb.Error as exc:  # a damaged page, mid-read
+                        raise translate(exc, self.path) from None
                     finally:
                         txn.abort()
                     return
@@ -432,8 +434,13 @@ def translate(exc: Exception, path: str) -> Exception:
             f"{path}: permission denied ({exc}); the ledger folder and its files must be "
             "writable by this user (a read-only backup opens with lock=False)"
         )
-    if isinstance(exc, lmdb.InvalidError | lmdb.VersionMismatchError | lmdb.CorruptedError):
-        return StorageError(f"{path} is not a readable ledger ({exc}); run `ledger verify`")
+    if isinstance(exc, lmdb.InvalidError | lmdb.VersionMismatchError):
+        return StorageError(f"{path} is not a readable ledger ({exc}); restore a backup")
+    if isinstance(exc, lmdb.CorruptedError | lmdb.PageNotFoundError | lmdb.BadTxnError):
+        return StorageError(
+            f"{path}: the ledger files are damaged ({exc}); run `ledger verify` and restore "
+            "a backup (`ledger restore`)"
+        )
     return StorageError(f"{path}: storage error: {exc}")
 
 

@@ -107,9 +107,14 @@ def _words(key: str) -> list[str]:
     return [w.lower() for w in _SPLIT.split(_CAMEL.sub("_", key)) if w]
 
 
-@lru_cache(maxsize=4096)
+_KEY_HINT = re.compile("key|secret|pass|token|auth|credential")
+
+
+@lru_cache(maxsize=16384)
 def is_secret_key(key: str) -> bool:
     """Whether values under ``key`` are secrets (whole-word match on its parts)."""
+    if not _KEY_HINT.search(key.lower()):
+        return False  # the common case, without splitting
     words = _words(key)
     if any(w in _SECRET_WORDS for w in words):
         return True
@@ -119,6 +124,8 @@ def is_secret_key(key: str) -> bool:
 def looks_like_secret(value: str) -> bool:
     """Whether a string holds a credential: a known token shape, a URL with a password,
     an Authorization value, or ``name=value`` with a secret-looking name."""
+    if len(value) < 7:  # shorter than any shape, and than "token=x"
+        return False
     for literal, shape in _BY_LITERAL:
         if literal in value:
             if literal != "sk-":
@@ -156,8 +163,16 @@ def _flag_name(value: Any) -> str | None:
     return None
 
 
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
 def _scan(obj: Any, path: str, found: list[str]) -> Any:
-    """``obj`` with secrets replaced; the very same object when nothing was."""
+    """``obj`` with secrets replaced; the very same object when nothing was.
+
+    Paths are only built for what is redacted or recursed into: a config with many
+    plain values costs one type check per value.
+    """
     if isinstance(obj, str):
         if obj != REDACTED and looks_like_secret(obj):
             found.append(path)
@@ -166,36 +181,38 @@ def _scan(obj: Any, path: str, found: list[str]) -> Any:
     if isinstance(obj, dict):
         out: dict[Any, Any] | None = None
         for key, value in obj.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if (
-                isinstance(key, str)
-                and value is not None
-                and value != REDACTED
-                and is_secret_key(key)
-            ):
+            if value is None:
+                continue
+            if isinstance(key, str) and is_secret_key(key):
+                if isinstance(value, str) and value == REDACTED:
+                    continue
                 new: Any = REDACTED
-                found.append(sub)
+                found.append(_join(path, key))
+            elif isinstance(value, (str, dict, list)):
+                new = _scan(value, _join(path, key), found)
             else:
-                new = _scan(value, sub, found)
-            if new is not value and out is None:
-                out = dict(obj)
-            if out is not None:
+                continue
+            if new is not value:
+                if out is None:
+                    out = dict(obj)
                 out[key] = new
         return obj if out is None else out
     if isinstance(obj, list):
         items: list[Any] | None = None
         secret_next = False
         for i, value in enumerate(obj):
-            if secret_next and value is not None and value != REDACTED and not _flag_name(value):
+            name = _flag_name(value)
+            if secret_next and value is not None and value != REDACTED and name is None:
                 new = REDACTED
                 found.append(f"{path}[{i}]")
-            else:
+            elif isinstance(value, (str, dict, list)):
                 new = _scan(value, f"{path}[{i}]", found)
-            name = _flag_name(value)
+            else:
+                new = value
             secret_next = name is not None and is_secret_key(name)
-            if new is not value and items is None:
-                items = list(obj)
-            if items is not None:
+            if new is not value:
+                if items is None:
+                    items = list(obj)
                 items[i] = new
         return obj if items is None else items
     return obj
