@@ -457,8 +457,11 @@ def acquire(
     """The shared environment for ``path``, opened on first use; stale readers of dead
     processes are cleared on every call.
 
-    ``lock=False`` is accepted only ``readonly`` on a folder marked as a backup (nothing
-    can be writing to it); a backup is never opened for writing.
+    ``max_readers`` sizes the reader table only when this call creates lock.mdb (LMDB
+    keeps an existing table, and only ever grows it). ``lock=False`` is accepted only
+    ``readonly`` on a folder marked as a backup (nothing can be writing to it); a backup
+    is never opened for writing. Raises ``ForkSafetyError`` in a child forked while the
+    path was open, ``UnsafeLocation`` on a network file system.
     """
     real = os.path.realpath(path)
     with _registry_lock:
