@@ -123,7 +123,7 @@ def _render(result: Any) -> None:
     )
     c = report.counts
     click.echo(
-        f"{len(report.runs)} runs checked: {c['pass']} pass, {c['fail']} fail, "
+        f"{len(report.runs)} run{'s' if len(report.runs) != 1 else ''} checked: {c['pass']} pass, {c['fail']} fail, "
         f"{c['warn']} warn, {c['not_evaluable']} not evaluable"
         + (f"; {len(result.skipped)} not checked" if result.skipped else "")
     )

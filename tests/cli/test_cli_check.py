@@ -408,7 +408,7 @@ def test_run_filter_checks_the_run_just_recorded(chip):
     assert r.exit_code == 1
     assert r.stdout.startswith(
         f"study chip, all cases, run r2, as of seq {len(EVENTS)}: 3 rules from {rules}, values "
-        "as recorded\n1 runs checked: 0 pass, 1 fail, 0 warn, 0 not evaluable\n"
+        "as recorded\n1 run checked: 0 pass, 1 fail, 0 warn, 0 not evaluable\n"
     )
     r = run("check", "--study", "chip", "--run", "r1", "--run", "r3", "--rules", str(rules),
             "--json")  # fmt: skip
