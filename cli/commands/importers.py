@@ -90,12 +90,12 @@ def _finish(
         summary_lines,
         would_append,
     )
-    from ledger import Ledger, LedgerError
+    from ledger import Ledger, LedgerNotFound
 
     if dry_run:
         try:
             existing: Ledger | None = Ledger(ledger_path(ctx), create=False, readonly=True)
-        except LedgerError:
+        except LedgerNotFound:
             existing = None  # a dry run never creates the ledger
         try:
             notes = settle_studies(existing, sources)
