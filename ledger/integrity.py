@@ -21,6 +21,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import IO, Any
@@ -62,9 +63,10 @@ def verify_isolated(
             name = signal.Signals(reply["signal"]).name
         except ValueError:
             name = f"signal {reply['signal']}"
+        said = f" ({reply['stderr']})" if reply.get("stderr") else ""
         return _failed(
-            f"storage error: the verifier died of {name} reading {path}; the ledger files "
-            "are corrupt (restore a backup)"
+            f"storage error: the verifier died of {name} reading {path}{said}; the ledger "
+            "files are corrupt (restore a backup)"
         )
     try:
         return VerifyReport(**json.loads(reply["report"]))
@@ -190,9 +192,11 @@ def _serve() -> int:
     for line in sys.stdin.buffer:
         request = json.loads(line)
         rfd, wfd = os.pipe()
+        errors = tempfile.TemporaryFile()  # what LMDB prints when it aborts
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             os.close(rfd)
+            os.dup2(errors.fileno(), 2)
             code = 0
             try:
                 report = _scan(request["path"], request["lock"], request["allow_network_fs"])
@@ -208,10 +212,14 @@ def _serve() -> int:
             while chunk := fh.read(65536):
                 chunks.append(chunk)
         _, status = os.waitpid(pid, 0)
+        errors.seek(0)
+        said = errors.read(4096).decode("utf-8", "replace").strip().splitlines()
+        errors.close()
         reply = {
             "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
             "status": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             "report": b"".join(chunks).decode("utf-8", "replace"),
+            "stderr": said[-1] if said else "",
         }
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()
