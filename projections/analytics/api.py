@@ -1144,23 +1144,8 @@ def curves(
         raise QueryError("curves are per run: drop the agg from the query's metric")
     d = _need_direction(frame, name, direction, "best-so-far")
     cols = frame.columns
-    lt = frame.view.metrics.long_table(frame.study)
-    mi = lt["metrics"].index(name) if name in lt["metrics"] else -1
-    if mi < 0 or not (lt["metric"] == mi).any():
-        stepped = sorted({lt["metrics"][i] for i in np.unique(lt["metric"]).tolist()})
-        raise QueryError(
-            f"metric {name!r} of study {frame.study!r} has no stepped values (only final "
-            f"results) at seq {frame.as_of}; stepped metrics: {', '.join(stepped) or 'none'}"
-        )
-    pos_of = np.full(len(lt["runs"]), -1, np.int64)
-    where = {run: i for i, (study, run) in enumerate(lt["runs"]) if study == frame.study}
     run_ids = cols["run"].tolist()
-    for p, r in enumerate(run_ids):
-        gi = where.get(r)
-        if gi is not None:
-            pos_of[gi] = p
-    sel = (lt["metric"] == mi) & (pos_of[lt["run"]] >= 0)
-    codes, steps, values = pos_of[lt["run"][sel]], lt["step"][sel], lt["value"][sel]
+    codes, steps, values = _stepped(frame, name, run_ids)
     has = np.zeros(len(run_ids), bool)
     has[codes] = True
     extra = [
@@ -1343,6 +1328,46 @@ def curves(
             ],
         },  # fmt: skip
     )
+
+
+def _stepped(
+    frame: QueryFrame, metric: str, run_ids: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stepped values in force of ``metric`` for the frame's runs: (position of the
+    run in ``run_ids``, step, value), sorted by (position, step).
+
+    An adapter over the metrics projection's public columns: only this metric's rows
+    are resolved (a later value of the same run and step supersedes an earlier one),
+    not every metric of the study as ``long_table`` would.
+    """
+    view = frame.view
+    names = view.final_table().metrics  # every metric name, in index order
+    cols = view.metrics.stepped.arrays()
+    mi = names.index(metric) if metric in names else -1
+    sel = np.flatnonzero(cols["metric"] == mi) if mi >= 0 else np.empty(0, np.int64)
+    if not len(sel):
+        present = np.unique(cols["metric"]).tolist()
+        stepped = sorted(names[i] for i in present if i < len(names))
+        raise QueryError(
+            f"metric {metric!r} of study {frame.study!r} has no stepped values (only final "
+            f"results) at seq {frame.as_of}; stepped metrics: {', '.join(stepped) or 'none'}"
+        )
+    keys = view.metrics.run_keys()
+    pos_of = np.full(len(keys), -1, np.int64)
+    where = {run: i for i, (study, run) in enumerate(keys) if study == frame.study}
+    for p, r in enumerate(run_ids):
+        gi = where.get(r)
+        if gi is not None:
+            pos_of[gi] = p
+    pos = pos_of[cols["run"][sel]]
+    sel, pos = sel[pos >= 0], pos[pos >= 0]
+    step, seq = cols["step"][sel], cols["seq"][sel]
+    order = np.lexsort((seq, step, pos))
+    p, st = pos[order], step[order]
+    last = np.ones(len(order), bool)  # the highest seq of each (run, step) is in force
+    last[:-1] = (p[1:] != p[:-1]) | (st[1:] != st[:-1])
+    keep = order[last]
+    return pos[keep], step[keep].astype(np.int64), cols["value"][sel][keep].astype(np.float64)
 
 
 def _num(x: float) -> float | None:

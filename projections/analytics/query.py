@@ -577,6 +577,14 @@ class Query:
         """
         if view is None:
             view = self.load()
+        s = self.spec
+        if (s.study is not None and s.study != view.study) or (
+            s.as_of is not None and s.as_of != view.as_of
+        ):
+            raise QueryError(
+                f"the view is of study {view.study!r} at seq {view.as_of}, the query asks "
+                f"for {s.study!r} at {s.as_of}; load the view with query.load()"
+            )
         return _collect(self, view)
 
     def table(self) -> pa.Table:

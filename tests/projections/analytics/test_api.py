@@ -593,6 +593,18 @@ def test_mean_curves_per_case_equal_one_call_per_case(tmp_path, align):
         assert got[case]["count"] == want.count.tolist()
 
 
+def test_curves_use_the_value_in_force(tmp_path):
+    e = Events("s").add("study_created", objectives=[{"metric": "loss", "direction": "min"}])
+    e.add("case_created", case="a").add("run_started", case="a", run="r")
+    for step, v in ((0, 3.0), (1, 2.0), (1, 9.0), (2, 1.0)):  # step 1 corrected to 9
+        e.add("metrics_recorded", run="r", step=step, values={"loss": v, "acc": -v})
+    with ledger_of(tmp_path, e) as led:
+        r = api.curves(Query(led), window=1, series=True)
+    assert r.data["series"][0]["steps"] == [0, 1, 2]
+    assert r.data["series"][0]["values"] == [3.0, 9.0, 1.0]
+    assert r.data["series"][0]["best"] == [3.0, 3.0, 1.0]
+
+
 def test_curves_errors(chip, tmp_path):
     with pytest.raises(QueryError) as err:
         api.curves(Query(chip), metric="wns")
