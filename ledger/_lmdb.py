@@ -395,7 +395,8 @@ class SharedEnv:
         """A consistent snapshot of the store into the empty folder ``dest`` (no fsync)."""
         self.check_pid()
         try:
-            self.env.copy(dest, compact=compact)
+            with self._gate.shared():  # no remap under the copy's own read transaction
+                self.env.copy(dest, compact=compact)
         except lmdb.Error as exc:
             raise translate(exc, self.path) from None
 
