@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PEERS := $(VENV)/.installed-peers
 
-.PHONY: demo test lint format bench bench-smoke soak clean
+.PHONY: demo test lint format bench bench-smoke soak compare clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,11 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m compileall -q ledger projections cli >/dev/null
 	touch $(STAMP)
 
+# MLflow and Optuna: the importers' round trips and the peer benchmarks use the real tools.
+$(PEERS): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,peers]'
+	touch $(PEERS)
+
 demo: $(STAMP)
 	rm -rf demo.ledger demo-export
 	$(BIN)/ledger --ledger demo.ledger demo --out demo-export
 
-test: $(STAMP) lint
+test: $(PEERS) lint
 	$(BIN)/python -m pytest
 	$(MAKE) bench-smoke
 
@@ -29,14 +35,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(PEERS)
 	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-group-by=group --benchmark-columns=min,median,mean,ops,rounds -o addopts=""
 
 bench-smoke: $(STAMP)
 	BENCH_SMOKE=1 $(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-disable -o addopts=""
 
-soak: $(STAMP)
+compare: $(PEERS)
+	$(BIN)/python benchmarks/compare.py --json bench-results/compare.json
+
+soak: $(PEERS)
 	SOAK=1 $(BIN)/python -m pytest tests -m "soak or slow" -o addopts="-q --durations=15"
 
 clean:
-	rm -rf $(VENV) demo.ledger demo-export .pytest_cache .benchmarks build *.egg-info
+	rm -rf $(VENV) demo.ledger demo-export .pytest_cache .benchmarks build *.egg-info bench-results
