@@ -7,11 +7,11 @@ each format. Each group puts, in one run:
 - ``plain-pyarrow``: ``pyarrow.csv.write_csv`` / ``pyarrow.parquet.write_table`` with
   their defaults, writing the same rows (cases, runs, metrics; text as plain strings)
   from tables already in memory;
-- ``write-stage``: our tables and writers from an already-built study view
-  (``collect`` + tables + deterministic, neutralising writers + manifest), i.e. what
-  the export adds on top of the projections;
+- ``write-stage``: our tables and writers from already-collected records (tables +
+  deterministic, neutralising writers + fsync + manifest): the same rows, written;
 - ``export``: ``export_study`` end to end — reading the study from the ledger and
-  folding it (the projections), then the write stage.
+  folding it (the projections; ``export-load`` times that alone), selecting the values
+  in force in export order (``collect``, also in ``export-load``), then the write stage.
 
 ``test_peak_memory`` exports each format in a fresh process and prints its peak RSS
 (``VmHWM``; ``resource.getrusage`` where there is no ``/proc`` — on Linux a child's
@@ -168,22 +168,25 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def _write_stage(view, out: Path, fmt: str) -> None:
-    """What export_study does after load_study, on a view that is already built."""
+@pytest.fixture(scope="module")
+def records(view):
+    from projections.export.tables import Redactor, collect
+
+    return collect(view, redactor=Redactor())
+
+
+def _write_stage(rec, out: Path, fmt: str) -> None:
+    """What export_study does after ``collect``: tables, writers, manifest."""
     from projections.export.manifest import build_manifest
     from projections.export.snapshot import write_snapshot
     from projections.export.tables import (
-        Redactor,
         cases_table,
-        collect,
         csv_ready,
         metrics_table,
         runs_table,
     )
     from projections.export.writers import write_csv, write_parquet
 
-    redactor = Redactor()
-    rec = collect(view, redactor=redactor)
     tables = {"cases": cases_table(rec), "runs": runs_table(rec), "metrics": metrics_table(rec)}
     if fmt == "csv":
         files = {f"{n}.csv": lambda p, t=t: write_csv(csv_ready(t), p) for n, t in tables.items()}
@@ -196,10 +199,10 @@ def _write_stage(view, out: Path, fmt: str) -> None:
         manifest=lambda infos: build_manifest(
             ledger_id="x",
             study="big",
-            as_of=view.as_of,
+            as_of=rec.as_of,
             head_hash="0" * 64,
             files=infos,
-            redacted=redactor.report(),
+            redacted=rec.redactor.report(),
         ),
     )
 
@@ -224,10 +227,10 @@ def test_plain_pyarrow(benchmark, plain_tables, tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_write_stage(benchmark, view, tmp_path, fmt):
+def test_write_stage(benchmark, records, tmp_path, fmt):
     benchmark.group = f"export-{fmt}"
     benchmark.pedantic(
-        _write_stage, setup=lambda: ((view, _fresh(tmp_path / "w"), fmt), {}), **ROUNDS
+        _write_stage, setup=lambda: ((records, _fresh(tmp_path / "w"), fmt), {}), **ROUNDS
     )
 
 
@@ -249,6 +252,14 @@ def test_load_study(benchmark, ledger_path):
     benchmark.group = "export-load"
     with Ledger(ledger_path, create=False, readonly=True) as led:
         benchmark.pedantic(lambda: load_study(led, "big", checkpoints=False), **ROUNDS)
+
+
+def test_collect(benchmark, view):
+    """Values in force, export order, redaction: from a built view to export columns."""
+    from projections.export.tables import collect
+
+    benchmark.group = "export-load"
+    benchmark.pedantic(lambda: collect(view), **ROUNDS)
 
 
 PEAK = textwrap.dedent(
