@@ -346,17 +346,30 @@ def _metric_columns(
         group = run_code[pick(raw["run"])] * n_metrics + metric_code[pick(raw["metric"])]
         step = pick(raw["step"])
         seq = pick(raw["seq"])
-        if len(seq) > 1 and not bool((seq[1:] >= seq[:-1]).all()):
-            order = np.lexsort((seq, step, group))  # not in log order: sort by seq too
+        in_log_order = len(seq) < 2 or bool((seq[1:] >= seq[:-1]).all())
+        lo = int(step.min()) if len(step) else 0
+        span = int(step.max()) - lo + 1 if len(step) else 1
+        if in_log_order and (len(runs) + 1) * n_metrics * span < 2**62:
+            # One int64 key, one stable sort: about 3x faster than a two-key lexsort.
+            key = group * span + (step - lo)
+            order = np.argsort(key, kind="stable")
+            k = key[order]
+            last = np.ones(len(order), bool)
+            last[:-1] = k[1:] != k[:-1]
+            del key, k
         else:
-            order = np.lexsort((step, group))
-        g, s = group[order], step[order]
-        last = np.ones(len(order), bool)
-        last[:-1] = (g[1:] != g[:-1]) | (s[1:] != s[:-1])
+            if in_log_order:
+                order = np.lexsort((step, group))
+            else:  # not in log order: the seq decides which value is in force
+                order = np.lexsort((seq, step, group))
+            g, s = group[order], step[order]
+            last = np.ones(len(order), bool)
+            last[:-1] = (g[1:] != g[:-1]) | (s[1:] != s[:-1])
+            del g, s
         order = order[last]
         index = order if sel is None else sel[order]
-        ordered.append((raw, index, g[last]))
-        del group, step, seq, g, s, last
+        ordered.append((raw, index, group[order]))
+        del group, step, seq, last
 
     (s_raw, s_idx, s_group), (f_raw, f_idx, f_group) = ordered
     # A run's final value of a metric goes after that metric's series.

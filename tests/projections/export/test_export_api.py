@@ -333,6 +333,49 @@ def test_metric_columns_equal_the_projections_long_table(led):
     assert len(got) == len(want)
 
 
+def test_huge_steps_sort_and_supersede_like_small_ones(tmp_path):
+    """Steps too wide for the one-key sort take the two-key path; same rules."""
+    led = Ledger(tmp_path / "l.ledger")
+    big = 2**62
+    led.append(
+        [
+            {"type": "study_created", "study": "s"},
+            {"type": "case_created", "study": "s", "case": "a"},
+            {"type": "run_started", "study": "s", "case": "a", "run": "a/1"},
+            {
+                "type": "metrics_recorded",
+                "study": "s",
+                "run": "a/1",
+                "step": big,
+                "values": {"x": 1.0},
+            },
+            {
+                "type": "metrics_recorded",
+                "study": "s",
+                "run": "a/1",
+                "step": 0,
+                "values": {"x": 2.0},
+            },
+            {
+                "type": "metrics_recorded",
+                "study": "s",
+                "run": "a/1",
+                "step": big,
+                "values": {"x": 3.0},
+            },
+            {"type": "metrics_recorded", "study": "s", "run": "a/1", "values": {"x": 4.0}},
+        ]
+    )
+    m = export_study(led, "s", tmp_path / "o", formats=["parquet"])
+    rows = pq.read_table(m.path / "metrics.parquet").to_pylist()
+    assert [(r["step"], r["value"], r["seq"]) for r in rows] == [
+        (0, 2.0, 5),
+        (big, 3.0, 6),
+        (None, 4.0, 7),
+    ]
+    led.close()
+
+
 def test_csv_cells_a_spreadsheet_would_evaluate_are_neutralised(tmp_path):
     led = make_ledger(tmp_path / "l.ledger", hostile=True, n_cases=7)
     m = export_study(led, "chip", tmp_path / "out", formats=["csv"])
