@@ -728,3 +728,19 @@ def test_config_without_a_toml_reader(monkeypatch):
         "x/ledger.toml: reading it needs Python 3.11+ (tomllib) or the tomli package; "
         "install tomli (pip install tomli) or remove the file"
     )
+
+
+def test_api_imports_neither_scipy_nor_pyarrow():
+    """A command that prints text never pays for pyarrow; scipy only when a test needs it."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import projections.analytics.api, projections.analytics.result\n"
+        "import projections.analytics.config\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'pyarrow', 'pandas'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[]"
