@@ -202,14 +202,14 @@ def _t_arrays(na, ma, va, nb, mb, vb, equal_var: bool):
 
 
 def _t_p(t, df):
-    from scipy import stats as sps
+    from scipy.special import stdtr
 
     with np.errstate(invalid="ignore"):
-        return np.where(np.isnan(t), np.nan, 2.0 * sps.t.sf(np.abs(t), df))
+        return np.where(np.isnan(t), np.nan, 2.0 * stdtr(df, -np.abs(t)))
 
 
 def _two_sample_t(a: Any, b: Any, confidence: float, equal_var: bool) -> Comparison:
-    from scipy import stats as sps
+    from scipy.special import stdtrit
 
     c = check_confidence(confidence)
     x, da = _clean(a, "a")
@@ -228,7 +228,7 @@ def _two_sample_t(a: Any, b: Any, confidence: float, equal_var: bool) -> Compari
         t, d, se = _t_arrays(x.size, ma, va, y.size, mb, vb, equal_var)
         stat, df = float(t), float(d)
         p = float(_t_p(t, d))
-        half = float(sps.t.ppf(0.5 + c / 2.0, d) * se)
+        half = float(stdtrit(d, 0.5 + c / 2.0) * se)
         lo, hi = ma - mb - half, ma - mb + half
     return Comparison(
         test=name,
@@ -411,7 +411,7 @@ def paired_t(a: Any, b: Any, *, confidence: float = 0.95) -> Comparison:
     Raises:
         AnalyticsError: lengths differ, values not numbers, bad confidence.
     """
-    from scipy import stats as sps
+    from scipy.special import stdtr, stdtrit
 
     c = check_confidence(confidence)
     x, y, dropped = _paired_diffs(a, b)
@@ -430,8 +430,8 @@ def paired_t(a: Any, b: Any, *, confidence: float = 0.95) -> Comparison:
             se = sd / math.sqrt(n)
             stat = md / se
             df = float(n - 1)
-            p = float(2.0 * sps.t.sf(abs(stat), df))
-            half = float(sps.t.ppf(0.5 + c / 2.0, df)) * se
+            p = float(2.0 * stdtr(df, -abs(stat)))
+            half = float(stdtrit(df, 0.5 + c / 2.0)) * se
             lo, hi = md - half, md + half
             eff = md / sd
     return Comparison(
@@ -744,10 +744,10 @@ def rank_with_ci(
     hi = np.full(len(names), np.nan)
     two = n >= 2
     if two.any():
-        from scipy import stats as sps
+        from scipy.special import stdtrit
 
         with np.errstate(invalid="ignore"):
-            half = sps.t.ppf(0.5 + c / 2.0, n[two] - 1) * sd[two] / np.sqrt(n[two])
+            half = stdtrit(n[two] - 1, 0.5 + c / 2.0) * sd[two] / np.sqrt(n[two])
             half = np.where(sd[two] == 0, 0.0, half)
         lo[two] = mean[two] - half
         hi[two] = mean[two] + half

@@ -368,11 +368,11 @@ def mean_curve(
     if band == "std":
         low, high = mean - sd, mean + sd
     else:
-        from scipy import stats as sps
+        from scipy.special import stdtrit
 
         n = sg.counts
         with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.where(n >= 2, sps.t.ppf(0.5 + c / 2.0, np.maximum(n - 1, 1)), np.nan)
+            t = np.where(n >= 2, stdtrit(np.maximum(n - 1, 1), 0.5 + c / 2.0), np.nan)
             half = np.where(sd == 0, 0.0, t * sd / np.sqrt(n))
         low, high = mean - half, mean + half
     return MeanCurve(

@@ -436,9 +436,9 @@ def _summaries(
     hi = np.full(g, np.nan)
     two = counts >= 2
     if two.any():
-        from scipy import stats as sps
+        from scipy.special import stdtrit
 
-        tcrit = sps.t.ppf(0.5 + c / 2.0, counts[two] - 1)
+        tcrit = stdtrit(counts[two] - 1, 0.5 + c / 2.0)
         with np.errstate(invalid="ignore"):
             half = tcrit * sem[two]
             lo[two] = mean[two] - half
