@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -61,6 +62,18 @@ _RFC3339 = re.compile(
 
 
 def parse_ts(value: str | float | int, *, field: str = "ts") -> int:
+    """Memoised: importers and runners repeat the same timestamps many times."""
+    if type(value) is str:
+        return _parse_ts_cached(value, field)
+    return _parse_ts(value, field=field)
+
+
+@lru_cache(maxsize=8192)
+def _parse_ts_cached(value: str, field: str) -> int:
+    return _parse_ts(value, field=field)
+
+
+def _parse_ts(value: str | float | int, *, field: str = "ts") -> int:
     """An RFC 3339 string or Unix seconds, as integer microseconds UTC.
 
     Raises ``LedgerDecodeError`` naming the field for anything else, including an RFC 3339
@@ -108,6 +121,12 @@ def format_ts(micros: int) -> str:
 
 
 def _depth_ok(obj: Any, limit: int) -> bool:
+    if limit >= 2 and type(obj) is dict:
+        for v in obj.values():
+            if isinstance(v, (dict, list)):
+                break
+        else:
+            return True  # flat: the common case, no walk
     stack = [(obj, 1)]
     while stack:
         node, depth = stack.pop()
@@ -168,7 +187,12 @@ def event_from_obj(obj: Any) -> Event:
     if cls is None:
         known = ", ".join(sorted(EVENT_TYPES))
         raise LedgerDecodeError(f"unknown event type {tag!r} (known: {known})", field="type")
-    obj = _fix_nonfinite_values({k: v for k, v in obj.items() if k not in ("seq", "hash")})
+    if "seq" in obj or "hash" in obj:
+        obj = {k: v for k, v in obj.items() if k not in ("seq", "hash")}
+    if tag == "metrics_recorded":
+        values = obj.get("values")
+        if isinstance(values, dict) and any(type(v) is str for v in values.values()):
+            obj = _fix_nonfinite_values(dict(obj))
     try:
         return msgspec.convert(obj, cls, strict=True)
     except msgspec.ValidationError as exc:

@@ -9,6 +9,7 @@ I/O of its own; the store hands in ``get``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
 
@@ -34,6 +35,7 @@ _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.decode
 
 
+@lru_cache(maxsize=65536)
 def h16(*parts: str) -> bytes:
     return blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
