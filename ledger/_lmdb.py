@@ -169,18 +169,24 @@ def require_ledger(path: str) -> str:
 
 
 class _RemapGate:
-    """Readers share it; a remap takes it alone (a thread's own nested reads excepted)."""
+    """Readers share it; a remap takes it alone (a thread's own nested reads excepted).
+
+    A waiting remap goes first: new readers wait behind it (a thread already reading may
+    nest), so a stream of readers cannot starve the writer that needs to grow the map.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._shared = 0
+        self._waiting = 0
         self._exclusive = False
         self._mine = threading.local()
 
     @contextmanager
     def shared(self) -> Iterator[None]:
+        nested = getattr(self._mine, "n", 0) > 0
         with self._cond:
-            while self._exclusive:
+            while self._exclusive or (self._waiting and not nested):
                 self._cond.wait()
             self._shared += 1
         self._mine.n = getattr(self._mine, "n", 0) + 1
@@ -196,8 +202,12 @@ class _RemapGate:
     def exclusive(self) -> Iterator[None]:
         mine = getattr(self._mine, "n", 0)
         with self._cond:
-            while self._exclusive or self._shared > mine:
-                self._cond.wait()
+            self._waiting += 1
+            try:
+                while self._exclusive or self._shared > mine:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
             self._exclusive = True
         try:
             yield

@@ -82,3 +82,41 @@ def test_r6_four_processes_grow_concurrently(fast_dir):
             assert ledger.storage_info()["map_size"] >= 4 << 20
             assert ledger.storage_info()["ids"] == report.events
     print(f"R6: {runs} runs of {workers} processes growing a 1 MiB map: 0 corrupt")
+
+
+def test_r6_growth_while_other_threads_read(fast_dir):
+    """A remap replaces the memory map under every transaction of the process: readers
+    in other threads must never see it happen (the remap gate). The readers pause
+    between scans: threads spinning on the GIL would only measure CPython's convoy."""
+    import threading
+    import time
+
+    path = f"{fast_dir}/r6t.ledger"
+    errors: list[BaseException] = []
+    done = threading.Event()
+    with Ledger(path, map_size=64 * KIB) as ledger:
+        ledger.append([{"type": "study_created", "study": "s"}])
+
+        def read_loop() -> None:
+            try:
+                while not done.is_set():
+                    seqs = [e.seq for e in ledger.read()]
+                    assert seqs == list(range(1, len(seqs) + 1))
+                    ledger.verify()
+                    time.sleep(0.002)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        readers = [threading.Thread(target=read_loop) for _ in range(2)]
+        for t in readers:
+            t.start()
+        try:
+            for b in range(60):
+                ledger.append(_batch(f"b{b}", n=8, pad=1500))
+        finally:
+            done.set()
+            for t in readers:
+                t.join()
+        assert not errors, errors
+        assert ledger.storage_info()["map_size"] >= 512 * KIB
+        assert ledger.verify().ok
