@@ -25,9 +25,11 @@ which readers see as strings):
   stage, metric, step, value (float64; NaN and ±inf kept), seq (of the event that
   recorded the value in force).
 
-The metrics table is built from the metrics projection's numpy columns: a row order
-from one permutation of whole (run, metric) blocks (they arrive sorted by step), then
-``take``; no Python object per value.
+The metrics table is built from the metrics projection's raw numpy columns (every
+recorded value, in log order): one stable sort by (run, metric, step) — a single int64
+key when the steps allow — keeps the last value of each key, which is the one in force,
+then ``take``; the Arrow columns are zero-copy views of the results. No Python object
+per value.
 """
 
 from __future__ import annotations
