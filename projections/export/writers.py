@@ -385,7 +385,17 @@ def write_parquet(table: pa.Table, path: PathLike, *, schema: pa.Schema | None =
             raise ExportError(f"cannot cast the table for {os.fspath(path)!r}: {exc}") from None
     bare = pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
     table = table.cast(bare)  # drops schema- and field-level metadata
-    pq.write_table(table, os.fspath(path), **_parquet_options())
+    options = _parquet_options()
+    # Dictionary-encode text only: on a million distinct float values a dictionary is
+    # pure overhead (it falls back anyway) and costs ~40 MB of peak memory.
+    options["use_dictionary"] = [
+        f.name
+        for f in table.schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_dictionary(f.type)
+    ]
+    pq.write_table(table, os.fspath(path), **options)
     return table.num_rows
 
 
