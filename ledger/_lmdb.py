@@ -252,7 +252,10 @@ class SharedEnv:
                 lock=lock,
                 max_readers=max_readers,
                 max_dbs=len(DB_NAMES) + 2,
-                meminit=False,
+                # Zero fresh pages before they are written: with meminit off, LMDB writes
+                # leftover heap bytes into unused page space, and those held the
+                # unredacted input (R14 found canaries in data.mdb that way).
+                meminit=True,
             )
         except lmdb.Error as exc:
             raise translate(exc, path) from None

@@ -115,4 +115,5 @@ def test_settings_that_follow(tmp_path):
         info = ledger.storage_info()
     assert flags["sync"] and flags["metasync"] and flags["lock"] and flags["subdir"]
     assert not flags["writemap"] and not flags["map_async"]
+    assert flags["meminit"], "unused page space must be zeroed, not leftover heap (R14)"
     assert info["max_readers"] == 512
