@@ -61,7 +61,9 @@ def read_acks(path: str) -> list[tuple[str, int, int, int]]:
         return []
     out = []
     for line in data.split(b"\n")[:-1]:
-        kind, *nums = line.decode().split()
+        kind, *nums = line.decode(errors="replace").split()
+        if kind == "error":  # a writer's own consistency check failed: keep it visible
+            raise AssertionError(f"{path}: a writer reported: {line.decode(errors='replace')}")
         vals = [int(v) for v in nums] + [0, 0, 0]
         out.append((kind, vals[0], vals[1], vals[2]))
     return out
