@@ -27,6 +27,8 @@ from .stats import AnalyticsError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+from projections.text import format_table, format_value
+
 __all__ = ["AnalyticsResult", "format_table", "format_value"]
 
 
@@ -219,48 +221,3 @@ def _rows_of(cols: Columns, headers: Sequence[str], limit: int | None) -> list[l
     n = len(cols) if limit is None else min(limit, len(cols))
     lists = [cols.pylist(h)[:n] for h in headers]
     return [list(r) for r in zip(*lists)]
-
-
-def format_value(value: Any) -> str:
-    """Six significant digits for floats, ``-`` for None, NaN/Infinity spelled out."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value != value:
-            return "NaN"
-        if value in (float("inf"), float("-inf")):
-            return "Infinity" if value > 0 else "-Infinity"
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_value(v) for v in value)
-    return str(value)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table; numeric columns right-aligned."""
-    cells = [[format_value(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, c in enumerate(row):
-            widths[i] = max(widths[i], len(c))
-    right = {
-        i
-        for i in range(len(headers))
-        if rows
-        and all(
-            isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
-            for r in rows
-            if r[i] is not None
-        )
-    }
-
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)
-        ).rstrip()
-
-    out = [line(list(headers)), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in cells)
-    return "\n".join(out)
