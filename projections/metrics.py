@@ -198,12 +198,12 @@ class MetricsProjection(BaseProjection):
             return
         events = part.events
         n = len(events)
-        dicts = [ev.values for ev in events]
+        dicts = part.values
         # Runs are interned over the whole batch in log order (before any split), so the
         # indices do not depend on where batches begin.
         run_ev = self._run_column(part, n)
-        step_ev = self._step_column(events, n)
-        seq_ev = np.fromiter(map(_seq_of, menvs), np.int64, n)
+        step_ev = self._step_column(part.steps, n)
+        seq_ev = part.seqs
         final_ev = step_ev < 0
         if not final_ev.any():
             groups = [(self.stepped, None, dicts)]
@@ -281,10 +281,9 @@ class MetricsProjection(BaseProjection):
         return np.fromiter(map(self._runs.__getitem__, zip(part.studies, part.runs)), np.int32, n)
 
     @staticmethod
-    def _step_column(events: list[Any], n: int) -> np.ndarray:
+    def _step_column(steps: list[int | None], n: int) -> np.ndarray:
         """Step per event, -1 for a final value. One C pass turns None into NaN; steps
         past 2**53 (which a float would round) take the exact path."""
-        steps = [ev.step for ev in events]
         as_float = np.array(steps, dtype=np.float64)
         if not n or np.nanmax(as_float, initial=0.0) < 2.0**53:
             return np.nan_to_num(as_float, nan=-1.0).astype(np.int64)
