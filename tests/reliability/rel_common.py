@@ -52,7 +52,9 @@ def make_batch(writer: int, batch: int, seed: int) -> list[dict[str, Any]]:
 def read_acks(path: str) -> list[tuple[str, int, int, int]]:
     """Complete lines of a writer's oracle file: (kind, batch, appended-or-k, duplicates).
 
-    A line cut short by a kill has no newline and is ignored (its batch counts as unacked).
+    Every line ends with `` .``: a write cut by a kill where it crossed a page boundary
+    leaves a torn line (the next writer ends it with a newline), which is skipped, so
+    its batch counts as unacked, as it should.
     """
     try:
         with open(path, "rb") as fh:
@@ -61,12 +63,23 @@ def read_acks(path: str) -> list[tuple[str, int, int, int]]:
         return []
     out = []
     for line in data.split(b"\n")[:-1]:
-        kind, *nums = line.decode(errors="replace").split()
+        kind, *rest = line.decode(errors="replace").split() or [""]
         if kind == "error":  # a writer's own consistency check failed: keep it visible
             raise AssertionError(f"{path}: a writer reported: {line.decode(errors='replace')}")
-        vals = [int(v) for v in nums] + [0, 0, 0]
+        if not rest or rest[-1] != "." or not all(v.isdigit() for v in rest[:-1]):
+            continue  # torn
+        vals = [int(v) for v in rest[:-1]] + [0, 0, 0]
         out.append((kind, vals[0], vals[1], vals[2]))
     return out
+
+
+def open_acks(path: str) -> int:
+    """The oracle file for appending, its torn last line (if any) ended first."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+    return fd
 
 
 def last_acked(path: str) -> int:

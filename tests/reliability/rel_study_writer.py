@@ -12,7 +12,7 @@ import os
 import random
 import sys
 
-from rel_common import last_acked
+from rel_common import last_acked, open_acks
 
 from ledger import Ledger
 
@@ -80,14 +80,14 @@ def main() -> None:
     path, acks, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     batches = study_batches(seed, count)
     last = last_acked(acks)
-    fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_acks(acks)
     with Ledger(path) as ledger:
         print("ready", flush=True)
         for b in range(max(last, 0), count):
             result = ledger.append(batches[b])
             if result.appended not in (0, len(batches[b])):
                 sys.exit(f"batch {b} torn: {result}")
-            os.write(fd, f"ack {b} {len(batches[b])}\n".encode())
+            os.write(fd, f"ack {b} {len(batches[b])} .\n".encode())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """R1/R16 writer: appends its batches forever (or --extra more), acking each after commit.
 
-The ack file is the oracle: ``ack B K`` is appended (one write) only after the append of
+The ack file is the oracle: ``ack B K .`` is appended (one write) only after the append of
 batch B returned. On start the writer re-sends its last acked batch (which must be all
 duplicates) and then the next one, which may have been committed before the kill that
 lost its ack: it must then be all duplicates too, never a partial batch.
@@ -19,13 +19,13 @@ import random
 import sys
 import time
 
-from rel_common import last_acked, make_batch
+from rel_common import last_acked, make_batch, open_acks
 
 from ledger import Ledger
 
 
 def fail(fd: int, text: str) -> None:
-    os.write(fd, f"error {text}\n".encode())
+    os.write(fd, f"error {text} .\n".encode())
     sys.stderr.write(text + "\n")
     sys.exit(3)
 
@@ -42,7 +42,7 @@ def main() -> None:
         extra = int(go[1])
     jitter = random.Random(f"{seed}:{writer}:{os.getpid()}")
     last = last_acked(acks)
-    fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_acks(acks)
     ledger = Ledger(path)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
@@ -51,7 +51,7 @@ def main() -> None:
         r = ledger.append(batch)
         if r.appended or r.duplicates != len(batch):
             fail(fd, f"re-sent acked batch {last}: appended {r.appended}, dup {r.duplicates}")
-        os.write(fd, f"resend {last} {r.appended} {r.duplicates}\n".encode())
+        os.write(fd, f"resend {last} {r.appended} {r.duplicates} .\n".encode())
     b = last + 1
     stop = b + extra if extra >= 0 else None
     while stop is None or b < stop:
@@ -62,10 +62,10 @@ def main() -> None:
         if r.duplicates:
             if b != last + 1 or r.appended:
                 fail(fd, f"batch {b}: torn or unexpected duplicates ({r.appended}/{r.duplicates})")
-            os.write(fd, f"acklost {b} {r.appended} {r.duplicates}\n".encode())
+            os.write(fd, f"acklost {b} {r.appended} {r.duplicates} .\n".encode())
         if delay_prob and jitter.random() < delay_prob:
             time.sleep(jitter.uniform(0, 0.004))  # widen the commit-to-ack window
-        os.write(fd, f"ack {b} {len(batch)}\n".encode())
+        os.write(fd, f"ack {b} {len(batch)} .\n".encode())
         b += 1
     ledger.close()
 

@@ -10,6 +10,7 @@ batch numbers are contiguous from 0 (so resuming continued where it stopped).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -229,3 +230,17 @@ def test_r1_reader_kills(tmp_path, seed):
     print(
         f"R1 readers: {stats['reader_kills']} reader kills, {stats['kills']} writer kills; {figures}"
     )
+
+
+def test_oracle_skips_torn_lines(tmp_path):
+    """A kill can cut an ack where it crosses a page boundary; the next writer ends the
+    torn line and the checker counts that batch as unacked (not as an ack of k=1)."""
+    from rel_common import open_acks
+
+    acks = str(tmp_path / "acks")
+    with open(acks, "wb") as fh:
+        fh.write(b"ack 0 3 .\nack 1 1")  # "ack 1 12 .\n" cut after 7 bytes
+    fd = open_acks(acks)
+    os.write(fd, b"resend 0 0 3 .\n")
+    os.close(fd)
+    assert read_acks(acks) == [("ack", 0, 3, 0), ("resend", 0, 0, 3)]
