@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from .errors import LedgerDecodeError
+from .errors import EventTooLarge, LedgerDecodeError
 from .events import EVENT_TYPES, Envelope, Event, InputEvent
 
 __all__ = [
@@ -139,11 +139,45 @@ def _depth_ok(obj: Any, limit: int) -> bool:
     return True
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def non_json_value(obj: Any) -> str | None:
+    """The type name of the first value that has no JSON form (``Ext``, bytes, ...),
+    or None. Free-form fields must survive ``log --json | append`` unchanged."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if not isinstance(k, str):
+                    return f"{type(k).__name__} key"
+                stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif not isinstance(node, _JSON_SCALARS):
+            return type(node).__name__
+    return None
+
+
 def _strict_type(tag: str) -> type | None:
     if not _STRICT_BY_TYPE:
         for cls in InputEvent.__args__:  # type: ignore[attr-defined]
             _STRICT_BY_TYPE[cls.TYPE] = cls
     return _STRICT_BY_TYPE.get(tag)
+
+
+def canonical_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Metric values with every NaN as the one canonical NaN.
+
+    A NaN's sign and payload survive msgpack but not JSON (``"NaN"``), so a negative
+    NaN (numpy's ``inf - inf``) would hash differently once replicated through
+    ``log --json | append``. The same dict is returned when it holds no NaN.
+    """
+    for v in values.values():
+        if v != v:
+            return {k: (math.nan if x != x else x) for k, x in values.items()}
+    return values
 
 
 def _fix_nonfinite_values(obj: Any) -> Any:
@@ -191,8 +225,11 @@ def event_from_obj(obj: Any) -> Event:
         obj = {k: v for k, v in obj.items() if k not in ("seq", "hash")}
     if tag == "metrics_recorded":
         values = obj.get("values")
-        if isinstance(values, dict) and any(type(v) is str for v in values.values()):
-            obj = _fix_nonfinite_values(dict(obj))
+        if isinstance(values, dict):
+            if any(type(v) is str for v in values.values()):
+                obj = _fix_nonfinite_values(dict(obj))
+            elif canonical_values(values) is not values:
+                obj = dict(obj, values=canonical_values(values))
     try:
         return msgspec.convert(obj, cls, strict=True)
     except msgspec.ValidationError as exc:
@@ -240,8 +277,13 @@ def decode_json_lines(
         if not line.strip():
             continue
         try:
+            if len(line) > 4 * MAX_EVENT_BYTES:
+                raise EventTooLarge(
+                    f"line is {len(line)} bytes; an event is at most {MAX_EVENT_BYTES} bytes "
+                    "(1 MiB) encoded: store large data as an artifact"
+                )
             yield lineno, decode_json_event(line)
-        except LedgerDecodeError as exc:
+        except (LedgerDecodeError, EventTooLarge) as exc:
             raise exc.located(f"{source}:{lineno}") from None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from hashlib import blake2b
 from typing import Any, NamedTuple
@@ -26,9 +25,11 @@ from .codec import (
     _depth_ok,
     _msg,
     _path,
+    canonical_values,
     decode_json_lines,
     encode_canonical,
     event_from_obj,
+    non_json_value,
     parse_ts,
 )
 from .errors import (
@@ -208,7 +209,7 @@ class Ledger:
                 db = self._dbs["meta"]
                 if txn.get(b"format_version", db=db) is None:
                     _lmdb.put_checked(txn, b"format_version", str(FORMAT_VERSION).encode(), db=db)
-                    _lmdb.put_checked(txn, b"ledger_id", uuid.uuid4().hex.encode(), db=db)
+                    _lmdb.put_checked(txn, b"ledger_id", os.urandom(16).hex().encode(), db=db)
                     _lmdb.put_checked(txn, b"head_seq", seq_key(0), db=db)
                     _lmdb.put_checked(txn, b"head_hash", GENESIS, db=db)
 
@@ -341,6 +342,12 @@ class Ledger:
                     ) from None
                 if not validated:
                     _validate_content(content, ev.TYPE)
+                    if (
+                        ev.TYPE == "metrics_recorded"
+                        and canonical_values(ev.values) is not ev.values
+                    ):
+                        ev = replace(ev, values=canonical_values(ev.values))
+                        content = encode(ev)
                 if len(content) > MAX_EVENT_BYTES:
                     raise EventTooLarge(
                         f"event is {len(content)} bytes encoded; the limit is "
@@ -379,12 +386,30 @@ class Ledger:
         tag = ev.TYPE
         for name in _NESTED[tag]:
             value = getattr(ev, name)
-            if value is not None and not _depth_ok(value, MAX_NESTING - 1):
+            if value is None:
+                continue
+            if not _depth_ok(value, MAX_NESTING - 1):
                 raise EventTooLarge(
                     f"`{name}` nests deeper than {MAX_NESTING} levels",
                     event_type=tag,
                     field=name,
                 )
+            bad = non_json_value(value)
+            if bad is not None:
+                raise LedgerDecodeError(
+                    f"`{name}` holds a {bad}, which has no JSON form; use strings, "
+                    "numbers, booleans, null, lists and objects",
+                    event_type=tag,
+                    field=name,
+                )
+        # Refuse an oversized event before the redaction scan walks all of it.
+        size = len(encode_canonical(ev))
+        if size > 2 * MAX_EVENT_BYTES:
+            raise EventTooLarge(
+                f"event is {size} bytes encoded; the limit is {MAX_EVENT_BYTES} bytes "
+                "(1 MiB): store large data as an artifact",
+                event_type=tag,
+            )
         if redact and tag in _REDACTABLE:
             changed, found = redact_fields((f, getattr(ev, f)) for f in _REDACTABLE[tag])
             if changed:
@@ -760,6 +785,17 @@ class Ledger:
                     )
                 if h != head_hash:
                     return self._bad(events, head_seq, head_hash, head_seq, "head hash mismatch")
+                ids = txn.stat(self._dbs["ids"])["entries"]
+                if ids != events:
+                    return VerifyReport(
+                        ok=False,
+                        events=events,
+                        head_seq=head_seq,
+                        head_hash=head_hash.hex(),
+                        error=f"storage error: the id index holds {ids} entries for {events} "
+                        "events (it is damaged: re-sent events could be misjudged); restore a "
+                        "backup or rebuild with `ledger log --json | ledger append`",
+                    )
         except CorruptionError as exc:
             seq = exc.seq if exc.seq is not None else expected
             return VerifyReport(

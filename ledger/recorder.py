@@ -13,6 +13,7 @@ a restarted runner that re-emits what was already recorded appends nothing new.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import signal
@@ -61,7 +62,11 @@ def _clean_values(values: Mapping[str, Any]) -> dict[str, Any]:
                 field="values",
             )
         kind = type(value)
-        if kind is float or kind is int:
+        if kind is int:
+            continue
+        if kind is float:
+            if value != value:
+                out[name] = math.nan  # one canonical NaN (see codec.canonical_values)
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise LedgerDecodeError(
@@ -69,7 +74,8 @@ def _clean_values(values: Mapping[str, Any]) -> dict[str, Any]:
                 event_type="metrics_recorded",
                 field=f"values.{name}",
             )
-        out[name] = int(value) if isinstance(value, numbers.Integral) else float(value)
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
+        out[name] = math.nan if value != value else value
     return out
 
 

@@ -291,3 +291,64 @@ def test_same_path_shares_one_environment(ledger_path):
         assert a._env is b._env
         a.append(basic_study())
         assert b.head.seq == 7
+
+
+def test_non_json_values_are_refused(ledger):
+    import msgspec
+
+    with pytest.raises(LedgerDecodeError, match="`config` holds a Ext, which has no JSON form"):
+        ledger.append(
+            [{"type": "study_created", "study": "s", "config": {"x": msgspec.msgpack.Ext(1, b"a")}}]
+        )
+    with pytest.raises(LedgerDecodeError, match="`params` holds a bytes"):
+        ledger.append(
+            [
+                {"type": "study_created", "study": "s"},
+                {"type": "case_created", "study": "s", "case": "c", "params": {"b": b"x"}},
+            ]
+        )
+    assert ledger.head.seq == 0
+
+
+def test_an_oversized_json_line_is_refused_before_decoding(ledger):
+    line = b'{"type":"study_created","study":"s","config":{"x":"' + b"a" * (5 << 20) + b'"}}'
+    with pytest.raises(
+        EventTooLarge, match=r"big.jsonl:1: line is \d+ bytes; an event is at most 1048576"
+    ):
+        ledger.append_jsonl([line], source="big.jsonl")
+
+
+def test_nan_is_canonical_whatever_its_sign(ledger):
+    import math
+
+    ledger.append(basic_study()[:4])
+    neg = -math.nan
+    r1 = ledger.append(
+        [{"type": "metrics_recorded", "study": "s", "run": "r1", "step": 5, "values": {"x": neg}}]
+    )
+    r2 = ledger.append(
+        [
+            {
+                "type": "metrics_recorded",
+                "study": "s",
+                "run": "r1",
+                "step": 5,
+                "values": {"x": math.nan},
+            }
+        ]
+    )
+    assert (r1.appended, r2.duplicates) == (1, 1)
+    r3 = ledger.append([MetricsRecorded(study="s", run="r1", step=5, values={"x": neg})])
+    assert r3.duplicates == 1
+
+
+def test_verify_notices_a_damaged_id_index(ledger):
+    from ledger import _lmdb
+
+    ledger.append(basic_study())
+    with ledger._env.read() as txn:
+        key = next(iter(_lmdb.cursor_iter_from(txn, ledger._dbs["ids"], b"")))[0]
+        key = bytes(key)
+    ledger._env.write(lambda txn: txn.delete(key, db=ledger._dbs["ids"]))
+    report = ledger.verify()
+    assert not report.ok and "the id index holds 6 entries for 7 events" in report.error

@@ -13,7 +13,9 @@ HEAVY = ("pyarrow", "scipy", "click", "numpy", "projections", "xlsxwriter")
 
 
 def _loaded_after(code: str) -> list[str]:
-    probe = code + "\nimport sys\nprint('\\n' + ' '.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    probe = (
+        code + f"\nimport sys\nprint('\\n' + ' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
@@ -40,9 +42,9 @@ def test_cli_help_and_append_do_not_load_scipy_or_pyarrow(tmp_path):
         "from cli.main import cli\n"
         "try:\n"
         "    cli.main(['--help'], standalone_mode=False)\n"
-        "    cli.main(['--ledger', %r, 'append', '/dev/null'], standalone_mode=False)\n"
+        "    cli.main(['--ledger', {!r}, 'append', '/dev/null'], standalone_mode=False)\n"
         "except SystemExit:\n"
-        "    pass\n" % str(tmp_path / "c")
+        "    pass\n".format(str(tmp_path / "c"))
     )
     loaded = _loaded_after(code)
     assert "scipy" not in loaded and "pyarrow" not in loaded and "numpy" not in loaded

@@ -361,11 +361,6 @@ def test_r10_round_trip(seed):
     check()
 
 
-@pytest.mark.xfail(
-    reason="core: encode_canonical does not canonicalise NaN, so `log --json | "
-    "append` changes the hash of a metric holding a negative NaN",
-    strict=False,
-)
 def test_negative_nan_keeps_its_bytes_through_json():
     wire = {"type": "metrics_recorded", "study": "s", "run": "r", "values": {"x": -math.nan}}
     event = event_from_obj(wire)
