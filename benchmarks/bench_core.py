@@ -28,7 +28,9 @@ def _fresh(tmp_path_factory):
 @pytest.mark.parametrize("store", ["ledger", "sqlite"])
 def test_append(benchmark, tmp_path_factory, store, batch):
     """Events per second through one append call per batch (durable commit each)."""
-    n = {1: 20 if SMOKE else 200, 100: 200 if SMOKE else 10_000, 10_000: 200 if SMOKE else 20_000}[batch]
+    n = {1: 20 if SMOKE else 200, 100: 200 if SMOKE else 10_000, 10_000: 200 if SMOKE else 20_000}[
+        batch
+    ]
     size = min(batch, n)
     chunks = [METRICS[i : i + size] for i in range(0, n, size)]
     benchmark.group = f"append batch={batch}"

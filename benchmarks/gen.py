@@ -9,13 +9,24 @@ from collections.abc import Iterator
 METRICS = ("loss", "acc", "lr", "grad_norm", "throughput")
 
 
-def study_events(study: str = "bench", runs: int = 10, steps: int = 100, seed: int = 0) -> Iterator[dict]:
+def study_events(
+    study: str = "bench", runs: int = 10, steps: int = 100, seed: int = 0
+) -> Iterator[dict]:
     rng = random.Random(seed)
-    yield {"type": "study_created", "study": study, "objectives": [{"metric": "loss", "direction": "min"}]}
+    yield {
+        "type": "study_created",
+        "study": study,
+        "objectives": [{"metric": "loss", "direction": "min"}],
+    }
     for r in range(runs):
         case = f"c{r % max(1, runs // 2)}"
         if r < max(1, runs // 2):
-            yield {"type": "case_created", "study": study, "case": case, "params": {"lr": 0.1 * (r + 1)}}
+            yield {
+                "type": "case_created",
+                "study": study,
+                "case": case,
+                "params": {"lr": 0.1 * (r + 1)},
+            }
     for r in range(runs):
         case = f"c{r % max(1, runs // 2)}"
         run = f"r{r}"
@@ -36,7 +47,12 @@ def study_events(study: str = "bench", runs: int = 10, steps: int = 100, seed: i
                     "throughput": rng.randint(100, 200),
                 },
             }
-        yield {"type": "metrics_recorded", "study": study, "run": run, "values": {"loss": loss, "acc": 1 - loss}}
+        yield {
+            "type": "metrics_recorded",
+            "study": study,
+            "run": run,
+            "values": {"loss": loss, "acc": 1 - loss},
+        }
         yield {"type": "run_finished", "study": study, "run": run, "status": "completed"}
 
 
