@@ -473,6 +473,13 @@ def rank_cases(
             detail = f"{policy.agg} {_num(float(vals[i]))}" if has[i] else "no value"
             broken[i].append(f"{c.text} ({detail})")
     key_aggs = [agg_of(k.metric, k.direction) for k in policy.keys]
+    # ``runs`` is the number of completed runs aggregated (DESIGN §5): those with a final
+    # value of the first key, not every completed run of the case.
+    first_idx = np.asarray(finals.get(policy.keys[0].metric, (np.empty(0, np.int64),))[0], np.int64)
+    first_keep = ok[first_idx] if len(first_idx) else np.zeros(0, bool)
+    n_aggregated = (
+        np.bincount(run_case[first_idx][first_keep], minlength=n) if n else np.zeros(0, np.int64)
+    )
     for i in range(n):
         if reason[i] is not None:
             continue
@@ -509,7 +516,7 @@ def rank_cases(
                 rank=r,
                 case=names[i],
                 score=scores[0] if len(scores) == 1 else scores,
-                runs=int(n_runs[i]),
+                runs=int(n_aggregated[i]),
                 survivor=(r <= policy.top) if policy.top is not None else None,
                 front=int(fronts[j]) if fronts is not None else None,
                 stage=stages.get(names[i]) if stages is not None else None,

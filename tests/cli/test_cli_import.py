@@ -432,16 +432,15 @@ def test_orfs_reimport_appends_nothing(orfs_ledger):
 
 
 def _mean_by_case(lines, metric, convert=lambda rec, v: v):
-    """case -> (mean of the runs that have the metric, completed runs of the case): rank's
-    ``runs`` counts the case's completed runs, with or without this metric."""
-    acc, runs = defaultdict(list), defaultdict(int)
+    """case -> (mean of the runs that have the metric, how many they are): rank's ``runs``
+    counts the completed runs aggregated (DESIGN §5), not every run of the case."""
+    acc = defaultdict(list)
     for rec in lines:
         case = f"{rec['platform']}/{rec['design']}"
-        runs[case] += 1
         v = rec["metrics"].get(metric)
         if type(v) in (int, float):
             acc[case].append(convert(rec, v))
-    return {c: (sum(vs) / len(vs), runs[c]) for c, vs in acc.items()}
+    return {c: (sum(vs) / len(vs), len(vs)) for c, vs in acc.items()}
 
 
 @needs_bundle

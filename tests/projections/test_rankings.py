@@ -377,7 +377,8 @@ def reference(cases, runs, keys, agg, require, stage):
         if nans:
             unranked[case] = "NaN aggregate: " + ", ".join(f"{m} ({agg})" for m in nans)
             continue
-        ranked.append((case, scores, len(ok)))
+        # runs: the completed runs aggregated, i.e. those holding the first key's metric
+        ranked.append((case, scores, sum(keys[0][0] in r[4] for r in ok)))
     ranked.sort(key=lambda r: ([(a if d == "min" else -a) for a, (_, d) in zip(r[1], keys)], r[0]))
     return ranked, unranked
 
