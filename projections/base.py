@@ -312,6 +312,30 @@ def build(
     return build_many(ledger, [projection], as_of, study=study, checkpoints=checkpoints)[0]
 
 
+BATCH_EVENTS = 8192
+"""Events folded per batch. Big enough that numpy's per-call cost vanishes, small enough
+that a batch's envelopes stay in the CPU caches between the passes of the folds: at 1M
+values, 8k-event batches fold about 20% faster than 64k-event ones and hold a quarter
+of the memory (measured with ``benchmarks/bench_scaling.py`` and a chunk-size sweep)."""
+
+
+def _batches(ledger: Ledger, since: int, limit: int, study: str | None) -> Iterator[list[Envelope]]:
+    """The log read block by block, regrouped into batches of about ``BATCH_EVENTS``
+    events whatever the size of the stored blocks (a committed batch of the Recorder's
+    holds 1,000 events, a bulk append's 4,096 per block)."""
+    pending: list[Envelope] = []
+    for chunk in ledger.read_batches(since, limit, study=study, chunk_blocks=1):
+        if not pending and len(chunk) >= BATCH_EVENTS:
+            yield chunk
+            continue
+        pending.extend(chunk)
+        if len(pending) >= BATCH_EVENTS:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
 def build_many(
     ledger: Ledger,
     projections: Sequence[P],
@@ -349,7 +373,7 @@ def build_many(
     since = min(starts)
     try:
         with _quiet_gc():
-            for batch in ledger.read_batches(since, limit, study=study, chunk_blocks=16):
+            for batch in _batches(ledger, since, limit, study):
                 last = batch[-1].seq
                 _share(batch)
                 for proj, start in zip(projections, starts):

@@ -76,3 +76,25 @@ def test_metric_seqs_equal_the_log_with_and_without_a_study_filter(ledger) -> No
                 st, run = t["runs"][r]
                 got[(st, run, t["metrics"][k], None if finals else int(s))] = int(q)
         assert got == {k: v for k, v in want.items() if study is None or k[0] == study}
+
+
+def test_batches_regroup_blocks_into_about_batch_events(ledger, monkeypatch) -> None:
+    """Small stored blocks (3 events each here) are folded in batches of at least
+    ``BATCH_EVENTS``; every event comes once, in seq order; a study filter and a start
+    mid-block are honoured."""
+    from projections import base
+
+    events = _interleaved()
+    for i in range(0, len(events), 3):
+        ledger.append(events[i : i + 3])
+    head = ledger.head.seq
+    monkeypatch.setattr(base, "BATCH_EVENTS", 7)
+    got = list(base._batches(ledger, 0, head, None))
+    assert [e.seq for b in got for e in b] == list(range(1, head + 1))
+    assert all(len(b) >= 7 for b in got[:-1])
+    assert all(len(b) < 7 + 3 for b in got)
+    tail = list(base._batches(ledger, 4, head - 1, "a"))
+    want = [e.seq for e in ledger.read(since=4, until=head - 1, study="a")]
+    assert [e.seq for b in tail for e in b] == want
+    monkeypatch.setattr(base, "BATCH_EVENTS", 2)  # a block alone fills a batch
+    assert [len(b) for b in base._batches(ledger, 0, 9, None)] == [3, 3, 3]
