@@ -8,10 +8,11 @@ memory, and how append throughput holds with several writer processes.
   ``rank`` (``load_study(checkpoints=False).rank()``), ``export csv`` (the study's
   tables). ``extra_info["ns_per_value"]`` should stay flat across sizes (linear cost).
 - ``test_memory``: peak traced allocation (``tracemalloc``: Python objects and numpy
-  buffers; the LMDB map is file-backed page cache and not counted) of ``read``,
-  ``verify`` and ``rebuild`` in a fresh process at each size, printed with ``-s``.
-  Streaming paths (read, verify) should stay flat; a rebuild holds the projections'
-  columns, which grow with the values.
+  buffers; the LMDB map is file-backed page cache and not counted) in a fresh process
+  at each size, printed with ``-s``: ``read`` (``read_batches()`` with its default
+  chunk of 64 blocks), the same one block a chunk, ``verify`` and ``rebuild``.
+  Streaming paths should stay flat once the ledger outgrows one chunk; a rebuild holds
+  the projections' columns, which grow with the values.
 - ``writers {n}``: 1, 2 and 4 processes appending their own run's metrics events (batches
   of 1,000, durable commits) into one ledger at once; ``extra_info["events_per_s"]`` is
   the aggregate from "go" to the last writer's end.
@@ -163,7 +164,9 @@ MEMORY = textwrap.dedent(
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     if op == "read":
-        n = sum(len(b) for b in ledger.read_batches(chunk_blocks=16))
+        n = sum(len(b) for b in ledger.read_batches())
+    elif op == "read, 1 block a chunk":
+        n = sum(len(b) for b in ledger.read_batches(chunk_blocks=1))
     elif op == "verify":
         n = ledger.verify().events
     else:
@@ -171,7 +174,7 @@ MEMORY = textwrap.dedent(
     print(n, tracemalloc.get_traced_memory()[1] - base)
     """
 )
-MEMORY_OPS = ["read", "verify", "rebuild"]
+MEMORY_OPS = ["read", "read, 1 block a chunk", "verify", "rebuild"]
 
 
 def peak_memory(op: str, path: str) -> int:
@@ -192,9 +195,9 @@ def test_memory(root):
         path = ledger_for(root, values, checkpoint_behind=None)
         rows.append((values, [peak_memory(op, path) for op in MEMORY_OPS]))
     print("\npeak traced memory, MiB (tracemalloc, fresh process):")
-    print(f"  {'values':>12s} " + " ".join(f"{op:>10s}" for op in MEMORY_OPS))
+    print(f"  {'values':>12s} " + " ".join(f"{op:>22s}" for op in MEMORY_OPS))
     for values, peaks in rows:
-        print(f"  {values:>12,d} " + " ".join(f"{p / 2**20:10.1f}" for p in peaks))
+        print(f"  {values:>12,d} " + " ".join(f"{p / 2**20:22.1f}" for p in peaks))
     assert all(p > 0 for _, peaks in rows for p in peaks)
 
 
