@@ -94,12 +94,28 @@ class Columns:
 
 def _in_force(run: np.ndarray, metric: np.ndarray, step: np.ndarray, seq: np.ndarray) -> np.ndarray:
     """Indices of the rows in force, sorted by (run, metric, step): the highest seq of
-    each (run, metric, step) key."""
-    if len(run) == 0:
+    each (run, metric, step) key.
+
+    Rows are stored in log order, so when ``seq`` never decreases a *stable* sort on one
+    composite int64 key (run, metric, step) leaves the highest seq last among equal
+    keys: about half the time of a four-key lexsort at 1M rows. Keys too wide for
+    int64, or rows out of seq order, take the lexsort.
+    """
+    n = len(run)
+    if n == 0:
         return np.empty(0, np.int64)
+    s0, s1 = int(step.min()), int(step.max())
+    n_metric, n_step = int(metric.max()) + 1, s1 - s0 + 1
+    if (int(run.max()) + 1) * n_metric * n_step < 2**62 and bool((seq[1:] >= seq[:-1]).all()):
+        key = (run.astype(np.int64) * n_metric + metric) * n_step + (step.astype(np.int64) - s0)
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        last = np.ones(n, bool)
+        last[:-1] = k[1:] != k[:-1]
+        return order[last]
     order = np.lexsort((seq, step, metric, run))
     r, m, s = run[order], metric[order], step[order]
-    last = np.ones(len(order), bool)
+    last = np.ones(n, bool)
     last[:-1] = (r[1:] != r[:-1]) | (m[1:] != m[:-1]) | (s[1:] != s[:-1])
     return order[last]
 
