@@ -11,12 +11,15 @@ import compare
 from conftest import SMOKE
 
 
-def test_compare_runs_and_agrees(tmp_path, capsys):
+def test_compare_runs_and_agrees(benchmark, tmp_path, capsys):
+    """Once; the benchmark fixture keeps it in ``make bench`` (``--benchmark-only``)."""
+    benchmark.group = "compare.py (tiny, a smoke run)"
     out = tmp_path / "compare.json"
     args = ["--size", "2000", "--peer-size", "1000", "--rounds", "1", "--peer-rounds", "1"]
     if SMOKE:  # MLflow's schema migrations alone take 10+ s: only the full run has it
         args += ["--skip", "mlflow log_batch"]
-    assert compare.main([*args, "--json", str(out), "--workdir", str(tmp_path / "w")]) == 0
+    argv = [*args, "--json", str(out), "--workdir", str(tmp_path / "w")]
+    assert benchmark.pedantic(compare.main, args=(argv,), rounds=1, iterations=1) == 0
     info = json.loads(out.read_text())
     systems = {row["system"] for row in info["rows"]}
     assert {

@@ -189,11 +189,20 @@ def peak_memory(op: str, path: str) -> int:
     return int(done.stdout.split()[1])
 
 
-def test_memory(root):
+def test_memory(benchmark, root):
+    """Runs once (it measures memory, not time); the benchmark fixture only keeps it in
+    ``make bench`` (``--benchmark-only`` skips tests without one)."""
+    benchmark.group = "scaling memory"
     rows = []
-    for values in SCALING:
-        path = ledger_for(root, values, checkpoint_behind=None)
-        rows.append((values, [peak_memory(op, path) for op in MEMORY_OPS]))
+
+    def measure():
+        for values in SCALING:
+            path = ledger_for(root, values, checkpoint_behind=None)
+            rows.append((values, [peak_memory(op, path) for op in MEMORY_OPS]))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    for values, peaks in rows:
+        benchmark.extra_info[label(values)] = {op: p for op, p in zip(MEMORY_OPS, peaks)}
     print("\npeak traced memory, MiB (tracemalloc, fresh process):")
     print(f"  {'values':>12s} " + " ".join(f"{op:>22s}" for op in MEMORY_OPS))
     for values, peaks in rows:
