@@ -277,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(render(info))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(info, indent=2) + "\n")
+        out = Path(args.json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(info, indent=2) + "\n")
     return 0
 
 
