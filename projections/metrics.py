@@ -438,6 +438,51 @@ class MetricsProjection(BaseProjection):
             "seq": c["seq"][keep].astype(np.int64),
         }
 
+    def latest(self, study: str | None = None) -> dict[str, Any]:
+        """Each run's value of each stepped metric at its highest step (the one in force
+        there), as ``long_table`` columns with one row per (run, metric), sorted by (run
+        index, metric index).
+
+        "The latest loss of every run" without sorting the series: one scatter-max of
+        (step, seq) per (run, metric) over the rows. Wide keys, or more (run, metric)
+        pairs than rows could fill, take ``long_table``'s sort instead.
+        """
+        cols = self.stepped.arrays()
+        sel = self._rows(cols, study)
+        c = {k: (v if sel is None else v[sel]) for k, v in cols.items()}
+        n = len(c["run"])
+        runs, names = list(self._runs.order), list(self._metrics.order)
+        pick: np.ndarray
+        if n == 0:
+            pick = np.empty(0, np.int64)
+        else:
+            run = c["run"].astype(np.int64)
+            group = run * len(names) + c["metric"]
+            step, seq = c["step"].astype(np.int64), c["seq"].astype(np.int64)
+            span = (int(step.max()) + 1) * (int(seq.max()) + 1)
+            groups = len(runs) * len(names)
+            if span < 2**62 and groups <= 4 * n + 1024:
+                rank = step * (int(seq.max()) + 1) + seq
+                best = np.full(groups, -1, np.int64)
+                np.maximum.at(best, group, rank)
+                pick = np.flatnonzero(rank == best[group])
+                pick = pick[np.argsort(group[pick], kind="stable")]
+            else:
+                keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+                g = group[keep]
+                last = np.ones(len(keep), bool)
+                last[:-1] = g[1:] != g[:-1]
+                pick = keep[last]
+        return {
+            "runs": runs,
+            "metrics": names,
+            "run": c["run"][pick].astype(np.int64),
+            "metric": c["metric"][pick].astype(np.int64),
+            "step": c["step"][pick].astype(np.int64),
+            "value": c["value"][pick].astype(np.float64),
+            "seq": c["seq"][pick].astype(np.int64),
+        }
+
     def count(self) -> int:
         """Values recorded (superseded ones included)."""
         return len(self.stepped) + len(self.finals)

@@ -8,25 +8,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ledger import Ledger
 
 
 def latest_from(metrics: Any) -> dict[tuple[str, str], float]:
-    """Each run's value of each metric at its highest step, from a metrics projection:
-    the long table is in force and sorted by (run, metric, step), so the last row of
-    each (run, metric) is the one."""
-    t = metrics.long_table()
-    run, metric = t["run"], t["metric"]
-    if not len(run):
-        return {}
-    last = np.ones(len(run), bool)
-    last[:-1] = (run[1:] != run[:-1]) | (metric[1:] != metric[:-1])
+    """Each run's value of each metric at its highest step: ``MetricsProjection.latest``
+    (one row per run and metric, in force), keyed by (run, metric) names."""
+    t = metrics.latest()
     runs, names = t["runs"], t["metrics"]
     return {
         (runs[r][1], names[m]): v
-        for r, m, v in zip(run[last].tolist(), metric[last].tolist(), t["value"][last].tolist())
+        for r, m, v in zip(t["run"].tolist(), t["metric"].tolist(), t["value"].tolist())
     }
 
 

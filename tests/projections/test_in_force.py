@@ -45,3 +45,49 @@ def test_supersession_keeps_the_last_row_and_huge_steps_fall_back() -> None:
     huge = np.array([2**62, 2**62, 0, 2**62], np.int64)  # the key would overflow int64
     assert _in_force(run, metric, huge, seq).tolist() == [3, 2]
     assert _in_force(run[:0], metric[:0], step[:0], seq[:0]).size == 0
+
+
+def test_latest_is_the_highest_step_in_force_per_run_and_metric(ledger) -> None:
+    from proj_streams import Stream
+
+    from projections.base import build
+    from projections.metrics import MetricsProjection
+
+    s = Stream("sw").created()
+    s.case("c").start("c", "r1").start("c", "r2")
+    s.log("r1", {"loss": 1.0, "acc": 0.1}, step=0)
+    s.log("r1", {"loss": 0.5}, step=3)
+    s.log("r1", {"loss": 0.7}, step=1)  # logged late, a lower step: not the latest
+    s.log("r1", {"loss": 0.4}, step=3)  # supersedes loss@3
+    s.log("r2", {"loss": 9.0}, step=2**60)  # a huge step: the sort fallback
+    s.log("r1", {"loss": 0.3})  # a final value, not a stepped one
+    other = Stream("other").created()
+    other.case("c").start("c", "r1").log("r1", {"loss": 5.0}, step=9)
+    other.log("r1", {"loss": 6.0}, step=4).log("r1", {"loss": 4.0}, step=9)  # supersedes
+    ledger.append(s.events + other.events)
+    m = build(ledger, MetricsProjection())
+
+    def rows(t):
+        return [
+            (t["runs"][r], t["metrics"][k], st, v, q)
+            for r, k, st, v, q in zip(t["run"], t["metric"], t["step"], t["value"], t["seq"])
+        ]
+
+    want = [
+        (("sw", "r1"), "acc", 0, 0.1, 5),
+        (("sw", "r1"), "loss", 3, 0.4, 8),
+        (("sw", "r2"), "loss", 2**60, 9.0, 9),
+    ]
+    got = rows(m.latest("sw"))
+    got.sort(key=lambda r: (r[0], r[1]))
+    assert got == want
+    assert [(r[0], r[1], r[3]) for r in rows(m.latest())] == [
+        (k, n, v) for k, n, _, v, _ in rows(m.latest())
+    ]
+    assert {(r[0], r[1]): r[3] for r in rows(m.latest())} == {
+        **{(r[0], r[1]): r[3] for r in want},
+        (("other", "r1"), "loss"): 4.0,
+    }
+    # "other" alone has small steps: the scatter-max path, with a superseded value
+    assert rows(m.latest("other")) == [(("other", "r1"), "loss", 9, 4.0, 16)]
+    assert rows(MetricsProjection().latest()) == []
