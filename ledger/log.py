@@ -656,11 +656,14 @@ class Ledger:
         types: Iterable[str] | None = None,
         with_hashes: bool = False,
         chunk_blocks: int = 64,
+        chunk_events: int = 8192,
     ) -> Iterator[list[Any]]:
-        """Envelopes with ``since < seq <= until`` in seq order, a list per chunk of blocks.
+        """Envelopes with ``since < seq <= until`` in seq order, a list per chunk.
 
-        Each chunk is read in its own short read transaction, so a slow consumer never
-        pins the store; the upper bound is fixed at the head when the read starts.
+        A chunk ends after ``chunk_events`` events (or ``chunk_blocks`` blocks), so memory
+        stays flat whatever the stored block size. Each chunk is read in its own short
+        read transaction, so a slow consumer never pins the store; the upper bound is
+        fixed at the head when the read starts.
         """
         self._env.check_pid()
         type_set = frozenset(types) if types is not None else None
@@ -693,7 +696,7 @@ class Ledger:
                     out.extend(envs)
                     pos = min(block.last_seq, limit)
                     taken += 1
-                    if taken >= chunk_blocks:
+                    if taken >= chunk_blocks or len(out) >= chunk_events:
                         break
                 else:
                     pos = limit
