@@ -39,7 +39,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class Plan(msgspec.Struct, kw_only=True):
+class Plan(msgspec.Struct, kw_only=True, dict=True):
     study: str
     completed: list[str]
     failed: list[str]
@@ -52,11 +52,11 @@ class Plan(msgspec.Struct, kw_only=True):
     def done(self, case: Any) -> bool:
         """True once the case has a completed run: a runner can skip it."""
         name = getattr(case, "id", case)
-        return name in self._done_set
-
-    @property
-    def _done_set(self) -> frozenset[str]:
-        return frozenset(self.done_cases)
+        try:
+            done = self.__dict__["_done"]
+        except KeyError:  # built once: a runner asks for every case of its loop
+            done = self.__dict__["_done"] = frozenset(self.done_cases)
+        return name in done
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from .codec import encode_canonical
 from .errors import LedgerDecodeError, LedgerError, RuleViolation, RunClosed
 from .events import (
     ArtifactRecorded,
@@ -404,8 +405,7 @@ class Recorder:
     def _canon(self, params: dict[str, Any]) -> bytes:
         from .redact import redact
 
-        value = redact(params)[0] if self.redact else params
-        return msgspec.msgpack.Encoder(order="deterministic").encode(value)
+        return encode_canonical(redact(params)[0] if self.redact else params)
 
     def select(
         self,

@@ -108,6 +108,20 @@ def _render(result: Any, as_json: bool) -> None:
         click.echo(result.summary(warnings=False))
 
 
+def _analyse(
+    ctx: click.Context, q: Any, kw: dict[str, Any], name: str, *names: str, **extra: Any
+) -> None:
+    """Run ``api.<name>`` on the query with the options ``names`` passed as given (and
+    ``extra``), the ``ledger.toml`` defaults, warnings on stderr; then render."""
+    from projections.analytics import api
+
+    args = {n: kw[n] for n in names}
+    args.update(extra)
+    with reported_warnings():
+        result = getattr(api, name)(q, config=_config(ctx), **args)
+    _render(result, kw["as_json"])
+
+
 def _sel(kw: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(
         kw.pop(k) for k in ("study", "stages", "case_globs", "wheres", "statuses", "as_of")
@@ -171,23 +185,21 @@ def stats(ctx: click.Context, **kw: Any) -> None:
             f"{kw['percentiles']!r} is not a comma-separated list of numbers",
             param_hint="--percentiles",
         ) from None
-    from projections.analytics import api
-
-    with reported_warnings():
-        result = api.stats(
-            q,
-            metric=kw["metric"],
-            by=kw["by"],
-            confidence=kw["confidence"],
-            bootstrap=kw["bootstrap"],
-            seed=kw["seed"],
-            min_n=kw["min_n"],
-            percentiles=pct,
-            agg=kw["agg"],
-            direction=kw["direction"],
-            config=_config(ctx),
-        )
-    _render(result, kw["as_json"])
+    _analyse(
+        ctx,
+        q,
+        kw,
+        "stats",
+        "metric",
+        "by",
+        "confidence",
+        "bootstrap",
+        "seed",
+        "min_n",
+        "agg",
+        "direction",
+        percentiles=pct,
+    )
 
 
 # --------------------------------------------------------------------------- compare
@@ -254,33 +266,25 @@ def compare(ctx: click.Context, **kw: Any) -> None:
         raise click.UsageError("give --a and --b, or --cases A,B,C, or --rank (one of them)")
     if (kw["case_a"] is None) != (kw["case_b"] is None):
         raise click.UsageError("--a and --b go together")
-    from projections.analytics import api
-
-    with reported_warnings():
-        if kw["rank_all"]:
-            result = api.rank_ci(
-                q,
-                metric=kw["metric"],
-                direction=kw["direction"],
-                confidence=kw["confidence"],
-                config=_config(ctx),
-            )
-        else:
-            cases = None
-            if kw["cases"] is not None:
-                cases = [c.strip() for c in kw["cases"].split(",") if c.strip()]
-            result = api.compare(
-                q,
-                a=kw["case_a"],
-                b=kw["case_b"],
-                cases=cases,
-                test=kw["test"],
-                paired=kw["paired"],
-                metric=kw["metric"],
-                confidence=kw["confidence"],
-                config=_config(ctx),
-            )
-    _render(result, kw["as_json"])
+    if kw["rank_all"]:
+        _analyse(ctx, q, kw, "rank_ci", "metric", "direction", "confidence")
+        return
+    cases = None
+    if kw["cases"] is not None:
+        cases = [c.strip() for c in kw["cases"].split(",") if c.strip()]
+    _analyse(
+        ctx,
+        q,
+        kw,
+        "compare",
+        "test",
+        "paired",
+        "metric",
+        "confidence",
+        a=kw["case_a"],
+        b=kw["case_b"],
+        cases=cases,
+    )
 
 
 # -------------------------------------------------------------------------- outliers
@@ -320,20 +324,7 @@ def outliers(ctx: click.Context, **kw: Any) -> None:
       ledger outliers -s chip -m wns_ps --method bounds --low -500 --high 0
     """
     q = _query(ctx, *_sel(kw))
-    from projections.analytics import api
-
-    with reported_warnings():
-        result = api.outliers(
-            q,
-            metric=kw["metric"],
-            method=kw["method"],
-            factor=kw["factor"],
-            low=kw["low"],
-            high=kw["high"],
-            by=kw["by"],
-            config=_config(ctx),
-        )
-    _render(result, kw["as_json"])
+    _analyse(ctx, q, kw, "outliers", "metric", "method", "factor", "low", "high", "by")
 
 
 # -------------------------------------------------------------------------- failures
@@ -390,24 +381,22 @@ def failures(ctx: click.Context, **kw: Any) -> None:
       ledger failures -s chip --by host --failed-status failed --failed-status timeout --json
     """
     q = _query(ctx, *_sel(kw))
-    from projections.analytics import api
-
     kwargs: dict[str, Any] = {}
     if kw["failed_statuses"]:
         kwargs["failure_statuses"] = kw["failed_statuses"]
-    with reported_warnings():
-        result = api.failures(
-            q,
-            by=kw["by"],
-            params=kw["params"] or None,
-            window=kw["window"],
-            alpha=kw["alpha"],
-            top=kw["top"],
-            confidence=kw["confidence"],
-            config=_config(ctx),
-            **kwargs,
-        )
-    _render(result, kw["as_json"])
+    _analyse(
+        ctx,
+        q,
+        kw,
+        "failures",
+        "by",
+        "window",
+        "alpha",
+        "top",
+        "confidence",
+        params=kw["params"] or None,
+        **kwargs,
+    )
 
 
 # ---------------------------------------------------------------------------- curves
@@ -476,23 +465,21 @@ def curves(ctx: click.Context, **kw: Any) -> None:
       ledger curves -s sweep -m acc --direction max --case 'lr-*' --band ci --json
     """
     q = _query(ctx, *_sel(kw))
-    from projections.analytics import api
-
-    with reported_warnings():
-        result = api.curves(
-            q,
-            metric=kw["metric"],
-            direction=kw["direction"],
-            window=kw["window"],
-            min_delta=kw["min_delta"],
-            tolerance=kw["tolerance"],
-            band=kw["band"],
-            align=kw["align"],
-            confidence=kw["confidence"],
-            series=kw["series"],
-            config=_config(ctx),
-        )
-    _render(result, kw["as_json"])
+    _analyse(
+        ctx,
+        q,
+        kw,
+        "curves",
+        "metric",
+        "direction",
+        "window",
+        "min_delta",
+        "tolerance",
+        "band",
+        "align",
+        "confidence",
+        "series",
+    )
 
 
 # ----------------------------------------------------------------------- eco-effects
@@ -535,18 +522,16 @@ def eco_effects(ctx: click.Context, **kw: Any) -> None:
       ledger eco-effects -s chip -m wns_ps --stage 2 --agg median --json
     """
     q = _query(ctx, *_sel(kw))
-    from projections.analytics import api
-
-    with reported_warnings():
-        result = api.eco_effects(
-            q,
-            metric=kw["metric"],
-            agg=kw["agg"],
-            direction=kw["direction"],
-            confidence=kw["confidence"],
-            bootstrap=kw["bootstrap"],
-            seed=kw["seed"],
-            min_n=kw["min_n"],
-            config=_config(ctx),
-        )
-    _render(result, kw["as_json"])
+    _analyse(
+        ctx,
+        q,
+        kw,
+        "eco_effects",
+        "metric",
+        "agg",
+        "direction",
+        "confidence",
+        "bootstrap",
+        "seed",
+        "min_n",
+    )

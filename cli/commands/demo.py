@@ -51,10 +51,9 @@ def demo(ctx: click.Context, study: str, seed: int, out: str | None) -> None:
     click.echo("\n$ ledger verify")
     ctx.invoke(verify)
     if out is not None:
-        from cli.main import COMMANDS
+        from cli.main import LazyGroup
 
-        module = COMMANDS["export"].split(":")[0]
-        if importlib_find(module):
+        if LazyGroup._available("export"):
             from cli.commands.export import export
 
             click.echo(f"\n$ ledger export --study {study} --format all --out {out}")
@@ -62,9 +61,3 @@ def demo(ctx: click.Context, study: str, seed: int, out: str | None) -> None:
             click.echo(f"export written under {os.path.abspath(out)}")
         else:
             click.echo("\n(export is not available in this build)")
-
-
-def importlib_find(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
