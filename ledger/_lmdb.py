@@ -259,23 +259,32 @@ class SharedEnv:
             )
         except lmdb.Error as exc:
             raise translate(exc, path) from None
-        try:
-            if not creating:
-                # Adopt the stored size (RELIABILITY pitfall 4); an explicit size may
-                # only raise it, never shrink it.
-                self.env.set_mapsize(0)
-                if map_size and map_size > self.env.info()["map_size"]:
-                    self.env.set_mapsize(map_size)
-            self.reader_check()
-            if readonly:
-                self.dbs = {
-                    name: self.env.open_db(name.encode(), create=False) for name in DB_NAMES
-                }
-            else:
-                self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
-        except lmdb.Error as exc:
-            self.env.close()
-            raise translate(exc, path) from None
+        for attempt in range(5):
+            try:
+                if not creating or attempt:
+                    # Adopt the stored size (RELIABILITY pitfall 4); an explicit size may
+                    # only raise it, never shrink it.
+                    self.env.set_mapsize(0)
+                    if map_size and map_size > self.env.info()["map_size"]:
+                        self.env.set_mapsize(map_size)
+                self.reader_check()
+                if readonly:
+                    self.dbs = {
+                        name: self.env.open_db(name.encode(), create=False) for name in DB_NAMES
+                    }
+                else:
+                    self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
+                break
+            except lmdb.MapResizedError:
+                # Another process grew the map between our adopting its size and opening
+                # the tables (R1 met this with four writers): adopt it again.
+                if attempt < 4:
+                    continue
+                self.env.close()
+                raise StorageError(f"{path}: could not open (the map keeps resizing)") from None
+            except lmdb.Error as exc:
+                self.env.close()
+                raise translate(exc, path) from None
 
     def check_pid(self) -> None:
         if os.getpid() != self.pid:

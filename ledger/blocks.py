@@ -11,12 +11,16 @@ can name the exact bad seq: each block keeps an 8-byte prefix of every event's h
 the full hash after its last event (from which readers recompute per-event hashes).
 
 Layout (little-endian):
-    0   b"LB\\x01"               magic and layout version
+    0   b"LB\\x02"               magic and layout version (b"LB\\x01" before format 2)
     3   u32 n                   events in the block
     7   32 bytes                chain hash after the last event
     39  n * 8 bytes             prefix of each event's chain hash
     ..  (n + 1) * u32           offsets of each event inside ``data`` (and its end)
     ..  data                    a msgpack array header for n, then the n encoded envelopes
+    ..  columns                 (layout 2) the block's metrics events as columns, or
+                                nothing when it holds none (see ``ledger.columns``)
+
+Layout 1 is layout 2 without the columns; both are read.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import msgspec
 from .errors import CorruptionError
 from .events import Envelope
 
-__all__ = ["GENESIS", "BlockView", "chain_hash", "encode_block", "seq_key"]
+__all__ = ["GENESIS", "MAGIC_V1", "BlockView", "chain_hash", "encode_block", "seq_key"]
 
 GENESIS = bytes(32)
-MAGIC = b"LB\x01"
+MAGIC = b"LB\x02"
+MAGIC_V1 = b"LB\x01"
 _HEADER = struct.Struct("<3sI32s")
 _decode_envelopes = msgspec.msgpack.Decoder(list[Envelope])
 _decode_envelope = msgspec.msgpack.Decoder(Envelope)
@@ -54,7 +59,9 @@ def _array_header(n: int) -> bytes:
     return b"\xdd" + n.to_bytes(4, "big")
 
 
-def encode_block(events: list[bytes], hashes: list[bytes]) -> bytes:
+def encode_block(
+    events: list[bytes], hashes: list[bytes], columns: bytes = b"", *, magic: bytes = MAGIC
+) -> bytes:
     n = len(events)
     header = _array_header(n)
     offsets = [0] * (n + 1)
@@ -65,11 +72,12 @@ def encode_block(events: list[bytes], hashes: list[bytes]) -> bytes:
     offsets[n] = pos
     return b"".join(
         (
-            _HEADER.pack(MAGIC, n, hashes[-1]),
+            _HEADER.pack(magic, n, hashes[-1]),
             b"".join(h[:8] for h in hashes),
             struct.pack(f"<{n + 1}I", *offsets),
             header,
             *events,
+            columns,
         )
     )
 
@@ -77,7 +85,16 @@ def encode_block(events: list[bytes], hashes: list[bytes]) -> bytes:
 class BlockView:
     """Read access to one stored block without copying it."""
 
-    __slots__ = ("buf", "count", "data_start", "first_seq", "last_hash", "offsets")
+    __slots__ = (
+        "buf",
+        "count",
+        "data_end",
+        "data_start",
+        "first_seq",
+        "last_hash",
+        "offsets",
+        "version",
+    )
 
     def __init__(self, first_seq: int, buf: bytes | memoryview) -> None:
         self.first_seq = first_seq
@@ -85,7 +102,11 @@ class BlockView:
         if len(self.buf) < _HEADER.size:
             raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
         magic, n, last = _HEADER.unpack_from(self.buf, 0)
-        if magic != MAGIC:
+        if magic == MAGIC:
+            self.version = 2
+        elif magic == MAGIC_V1:
+            self.version = 1
+        else:
             raise CorruptionError(
                 f"block at seq {first_seq} has an unknown layout (bad magic)", seq=first_seq
             )
@@ -96,6 +117,17 @@ class BlockView:
         if self.data_start > len(self.buf):
             raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
         self.offsets = struct.unpack_from(f"<{n + 1}I", self.buf, off_start)
+        end = len(self.buf)
+        if self.version == 2:
+            end = self.data_start + self.offsets[n]
+            if end > len(self.buf):
+                raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
+        self.data_end = end
+
+    @property
+    def columns(self) -> memoryview:
+        """The stored metric columns (empty when the block has none)."""
+        return self.buf[self.data_end :]
 
     @property
     def last_seq(self) -> int:
@@ -107,7 +139,7 @@ class BlockView:
 
     def event_bytes(self, i: int) -> memoryview:
         start, end = self.offsets[i], self.offsets[i + 1]
-        if not (0 <= start <= end <= len(self.buf) - self.data_start):
+        if not (0 <= start <= end <= self.data_end - self.data_start):
             raise CorruptionError(
                 f"corrupt at seq {self.first_seq + i}: bad offsets", seq=self.first_seq + i
             )
@@ -116,7 +148,7 @@ class BlockView:
     def decode(self) -> list[Envelope]:
         """Every envelope of the block with one msgspec call."""
         try:
-            envs = _decode_envelopes.decode(self.buf[self.data_start :])
+            envs = _decode_envelopes.decode(self.buf[self.data_start : self.data_end])
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
             return self._decode_one_by_one()
         if len(envs) != self.count or (envs and envs[0].seq != self.first_seq):
@@ -138,6 +170,22 @@ class BlockView:
                 ) from None
         return out
 
+    def decode_at(self, i: int) -> Envelope:
+        """The envelope at position ``i`` alone (the few non-metrics events of a block
+        whose metrics are read as columns)."""
+        seq = self.first_seq + i
+        try:
+            env = _decode_envelope.decode(self.event_bytes(i))
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+            raise CorruptionError(
+                f"corrupt at seq {seq}: stored event does not decode ({exc})", seq=seq
+            ) from None
+        if env.seq != seq:
+            raise CorruptionError(
+                f"corrupt at seq {seq}: block content does not match its key", seq=seq
+            )
+        return env
+
     def hashes(self, prev: bytes, upto: int | None = None) -> list[bytes]:
         """Per-event chain hashes, recomputed from the previous block's last hash (up to
         and including seq ``upto`` when given).
@@ -152,7 +200,7 @@ class BlockView:
         h = prev
         count = self.count if upto is None else upto - self.first_seq + 1
         buf, offsets, base = self.buf, self.offsets, self.data_start
-        limit = len(buf) - base
+        limit = self.data_end - base
         seq = self.first_seq
         for i in range(count):
             start, end = offsets[i], offsets[i + 1]

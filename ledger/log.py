@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from hashlib import blake2b
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -32,6 +32,7 @@ from .codec import (
     non_json_value,
     parse_ts,
 )
+from .columns import encode_columns
 from .errors import (
     CorruptionError,
     EventError,
@@ -46,9 +47,14 @@ from .events import InputEvent, _Base
 from .redact import redact_fields
 from .rules import DUPLICATE, RefState, check_event, check_names, h16
 
+if TYPE_CHECKING:
+    from .frames import Frame
+
 __all__ = ["FORMAT_VERSION", "AppendResult", "Head", "Ledger", "VerifyReport"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: blocks carry their metrics events as columns too (``ledger.columns``). Format 1
+ledgers are read as they are and become format 2 with their next append."""
 BLOCK_MAX_EVENTS = 4096
 AUX_TABLES = ("checkpoints", "exports", "leases")
 
@@ -126,6 +132,17 @@ def _validate_content(content: bytes, tag: str) -> None:
         _validate.decode(content)
     except msgspec.ValidationError as exc:
         raise LedgerDecodeError(_msg(exc), event_type=tag, field=_path(exc)) from None
+
+
+def _columns_of(envs: list[Any]) -> bytes:
+    """The metric columns a block of these envelopes must carry (``verify``)."""
+    pos, ts, events = [], [], []
+    for i, env in enumerate(envs):
+        if env.event.TYPE == "metrics_recorded":
+            pos.append(i)
+            ts.append(env.ts)
+            events.append(env.event)
+    return encode_columns(pos, ts, events)
 
 
 def id_key(event_id: str) -> bytes:
@@ -276,6 +293,8 @@ class Ledger:
                 max_size=self.max_size,
             )
         result.redacted = batch.redacted
+        if result.appended:
+            self._meta["format_version"] = FORMAT_VERSION
         return result
 
     def append_jsonl(
@@ -440,14 +459,18 @@ class Ledger:
             raise _Careful
         state = RefState(lambda k: txn.get(k, db=refs_db))
         runs = state.runs
-        now_enc = _encode_head(time.time_ns() // 1000)
+        now = time.time_ns() // 1000
+        now_enc = _encode_head(now)
         if batch.all_metrics and not careful:
-            return self._commit_metrics(txn, prepared, head_seq, head_hash, state, now_enc)
+            return self._commit_metrics(txn, prepared, head_seq, head_hash, state, now)
         seq, h = head_seq, head_hash
         duplicates = 0
         block_events: list[bytes] = []
         block_hashes: list[bytes] = []
         block_studies: set[str] = set()
+        metric_pos: list[int] = []
+        metric_ts: list[int] = []
+        metric_events: list[Any] = []
         id_items: list[tuple[bytes, bytes]] = []
         first_seq: int | None = None
         put, get = txn.put, txn.get
@@ -455,18 +478,20 @@ class Ledger:
 
         def flush() -> None:
             start = seq - len(block_events) + 1
+            columns = encode_columns(metric_pos, metric_ts, metric_events)
             _lmdb.put_checked(
                 txn,
                 seq_key(start),
-                encode_block(block_events, block_hashes),
+                encode_block(block_events, block_hashes, columns),
                 db=events_db,
                 append=True,
             )
             for study in block_studies:
                 _lmdb.put_checked(txn, h16(study) + seq_key(start), b"", db=dbs["study_blocks"])
-            block_events.clear()
-            block_hashes.clear()
-            block_studies.clear()
+            for pending in (block_events, block_hashes, block_studies, metric_pos):
+                pending.clear()
+            metric_ts.clear()
+            metric_events.clear()
 
         for item in prepared:
             nxt = seq + 1
@@ -515,6 +540,10 @@ class Ledger:
             seq = nxt
             if first_seq is None:
                 first_seq = nxt
+            if ev.TYPE == "metrics_recorded":
+                metric_pos.append(len(block_events))
+                metric_ts.append(now if item.ts is None else item.ts)
+                metric_events.append(ev)
             block_events.append(stored)
             block_hashes.append(h)
             block_studies.add(ev.study)
@@ -530,9 +559,7 @@ class Ledger:
         for key, value in state.writes():
             _lmdb.put_checked(txn, key, value, db=refs_db)
         if seq != head_seq:
-            meta = dbs["meta"]
-            _lmdb.put_checked(txn, b"head_seq", seq_key(seq), db=meta)
-            _lmdb.put_checked(txn, b"head_hash", h, db=meta)
+            self._set_head(txn, seq, h)
         return AppendResult(
             appended=seq - head_seq,
             duplicates=duplicates,
@@ -548,7 +575,7 @@ class Ledger:
         head_seq: int,
         head_hash: bytes,
         state: RefState,
-        now_enc: bytes,
+        now: int,
     ) -> AppendResult:
         """The common case, a batch of metrics only: the rules reduce to "each run is
         open", checked once per distinct run; the rest is list comprehensions."""
@@ -559,6 +586,7 @@ class Ledger:
                 raise _Careful  # the careful path names the event and the rule
         n = len(prepared)
         seq8s = [s.to_bytes(8, "big") for s in range(head_seq + 1, head_seq + n + 1)]
+        now_enc = _encode_head(now)
         join = b"".join
         stored = [
             join(
@@ -586,18 +614,21 @@ class Ledger:
         for start in range(0, n, BLOCK_MAX_EVENTS):
             end = min(n, start + BLOCK_MAX_EVENTS)
             first = seq_key(head_seq + 1 + start)
+            part = prepared[start:end]
+            events = [p.event for p in part]
+            columns = encode_columns(
+                range(len(part)), [now if p.ts is None else p.ts for p in part], events
+            )
             _lmdb.put_checked(
                 txn,
                 first,
-                encode_block(stored[start:end], hashes[start:end]),
+                encode_block(stored[start:end], hashes[start:end], columns),
                 db=dbs["events"],
                 append=True,
             )
-            for study in {p.event.study for p in prepared[start:end]}:
+            for study in {e.study for e in events}:
                 _lmdb.put_checked(txn, h16(study) + first, b"", db=dbs["study_blocks"])
-        meta = dbs["meta"]
-        _lmdb.put_checked(txn, b"head_seq", seq_key(head_seq + n), db=meta)
-        _lmdb.put_checked(txn, b"head_hash", h, db=meta)
+        self._set_head(txn, head_seq + n, h)
         return AppendResult(
             appended=n,
             duplicates=0,
@@ -605,6 +636,16 @@ class Ledger:
             head_hash=h.hex(),
             first_seq=head_seq + 1,
         )
+
+    def _set_head(self, txn: Any, seq: int, h: bytes) -> None:
+        """The new head; a format 1 ledger becomes format 2 with the first block that
+        carries columns, so an older release refuses it by its version instead of
+        failing on a block layout it does not know."""
+        meta = self._dbs["meta"]
+        _lmdb.put_checked(txn, b"head_seq", seq_key(seq), db=meta)
+        _lmdb.put_checked(txn, b"head_hash", h, db=meta)
+        if self._meta["format_version"] < FORMAT_VERSION:
+            _lmdb.put_checked(txn, b"format_version", str(FORMAT_VERSION).encode(), db=meta)
 
     # -- read ---------------------------------------------------------------------
 
@@ -703,6 +744,61 @@ class Ledger:
             if out:
                 yield out
 
+    def read_frames(
+        self,
+        since: int = 0,
+        until: int | None = None,
+        *,
+        study: str | None = None,
+        chunk_events: int = 8192,
+    ) -> Iterator[Frame]:
+        """The events ``since < seq <= until`` as frames (``ledger.frames``): metrics
+        events as numpy columns, the others as envelopes; about ``chunk_events`` events
+        a frame, each read in its own short read transaction."""
+        import numpy as np
+
+        from .columns import parse_columns
+        from .frames import FrameBuilder
+
+        self._env.check_pid()
+        limit = self.head.seq if until is None else min(until, self.head.seq)
+        pos = max(since, 0)
+        while pos < limit:
+            builder = FrameBuilder()
+            start, taken = pos, 0
+            with self._env.read() as txn:
+                for block in self._blocks(txn, pos, study):
+                    if block.first_seq > limit:
+                        pos = limit
+                        break
+                    lo = max(0, pos + 1 - block.first_seq)
+                    hi = min(block.count, limit - block.first_seq + 1)
+                    raw = block.columns
+                    if raw:
+                        cols = parse_columns(raw, block.first_seq, block.count)
+                        builder.add_columns(cols, block.first_seq, lo, hi, study)
+                        if len(cols.pos) < block.count:
+                            is_metric = np.zeros(block.count, bool)
+                            is_metric[cols.pos] = True
+                            for i in np.flatnonzero(~is_metric[lo:hi]).tolist():
+                                env = block.decode_at(lo + i)
+                                if study is None or env.event.study == study:
+                                    builder.other.append(env)
+                    else:
+                        envs = block.decode()
+                        if lo or hi < block.count:
+                            envs = envs[lo:hi]
+                        if study is not None:
+                            envs = [e for e in envs if e.event.study == study]
+                        builder.add_envelopes(envs)
+                    taken += hi - lo
+                    pos = min(block.last_seq, limit)
+                    if taken >= chunk_events:
+                        break
+                else:
+                    pos = limit
+            yield builder.build(start, pos)
+
     def read(
         self,
         since: int = 0,
@@ -776,6 +872,15 @@ class Ledger:
                     if h != block.last_hash:
                         return self._bad(
                             events, head_seq, head_hash, block.last_seq, "block hash mismatch"
+                        )
+                    stored_columns = block.columns
+                    if stored_columns and bytes(stored_columns) != _columns_of(envs):
+                        return self._bad(
+                            events,
+                            head_seq,
+                            head_hash,
+                            first,
+                            "the block's metric columns disagree with its events",
                         )
                     expected = block.last_seq + 1
                 if events != head_seq:

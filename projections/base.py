@@ -20,30 +20,25 @@ Errors (all ``LedgerError``)::
 from __future__ import annotations
 
 import gc
-import operator
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import msgspec
-import numpy as np
 
 from ledger import Envelope, Ledger
 from ledger.errors import LedgerError
-from ledger.events import MetricsRecorded
+from ledger.frames import Frame
 
 __all__ = [
     "AsOfError",
     "BaseProjection",
-    "Partition",
     "Projection",
     "ProjectionError",
     "UnknownStudy",
     "build",
     "build_many",
     "encode_state",
-    "partition",
     "resolve_as_of",
 ]
 
@@ -103,12 +98,15 @@ class Projection(Protocol):
 class BaseProjection:
     """Shared plumbing: ``apply`` is a batch of one; subclasses fold batches.
 
-    Subclasses implement ``_fold(batch)`` (the state change) and the snapshot pair; the
-    base keeps ``seq`` so a half-applied batch never advances the position.
+    A subclass folds either frames (``FRAMES = True`` and ``_fold_frame(frame)``: the
+    metrics events as numpy columns, the built-ins) or envelope lists (``_fold(envs)``),
+    and implements the snapshot pair; the base keeps ``seq`` so a half-applied batch
+    never advances the position.
     """
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
+    FRAMES: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.seq = 0
@@ -119,10 +117,25 @@ class BaseProjection:
     def apply_batch(self, envs: list[Envelope]) -> None:
         if not envs:
             return
-        self._fold(envs)
+        if self.FRAMES:
+            self._fold_frame(Frame.from_envelopes(envs))
+        else:
+            self._fold(envs)
         self.seq = max(self.seq, envs[-1].seq)
 
+    def apply_frame(self, frame: Frame) -> None:
+        if self.FRAMES:
+            self._fold_frame(frame)
+        elif frame.envelopes is not None:
+            self._fold(frame.envelopes)
+        else:  # pragma: no cover - build_many hands such projections envelope frames
+            raise ProjectionError(f"{type(self).__name__} folds envelopes, not column frames")
+        self.seq = max(self.seq, frame.last)
+
     def _fold(self, envs: list[Envelope]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fold_frame(self, frame: Frame) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def snapshot(self) -> bytes:  # pragma: no cover - abstract
@@ -133,137 +146,6 @@ class BaseProjection:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seq={self.seq})"
-
-
-class Partition:
-    """A batch split once: metrics events (the bulk) apart from everything else, each in
-    seq order, with the per-event columns of the metrics events (study, run, step,
-    values) gathered in the same pass and shared by every projection that folds the
-    batch. One pass over the batch, not one per column: on a large batch each pass is
-    a walk over cold memory, and it cost about as much as the work done per event."""
-
-    __slots__ = (
-        "_seqs",
-        "_single",
-        "_span",
-        "events",
-        "metrics",
-        "other",
-        "runs",
-        "steps",
-        "studies",
-        "values",
-    )
-
-    def __init__(
-        self,
-        metrics: list[Envelope],
-        other: list[Envelope],
-        events: list[Any],
-        studies: list[str],
-        runs: list[str],
-        steps: list[int | None],
-        values: list[dict[str, Any]],
-        span: tuple[int, int, int] | None = None,
-    ) -> None:
-        self.metrics = metrics
-        self.other = other
-        self.events = events
-        self.studies = studies
-        self.runs = runs
-        self.steps = steps
-        self.values = values
-        self._span = span  # (first seq, last seq, events) of the whole batch
-        self._seqs: np.ndarray | None = None
-        self._single: Any = _UNSET
-
-    @property
-    def seqs(self) -> np.ndarray:
-        """The seq of each metrics event (int64). A batch read from the log holds every
-        seq of its range, so the metrics events hold those of the range minus the few
-        other events': no pass over the metrics envelopes."""
-        if self._seqs is None:
-            span = self._span
-            if span is not None and span[1] - span[0] + 1 == span[2]:
-                first, last, _ = span
-                keep = np.ones(last - first + 1, bool)
-                if self.other:
-                    keep[
-                        np.fromiter(map(_seq_of, self.other), np.int64, len(self.other)) - first
-                    ] = False
-                self._seqs = np.arange(first, last + 1, dtype=np.int64)[keep]
-            else:
-                self._seqs = np.fromiter(map(_seq_of, self.metrics), np.int64, len(self.metrics))
-        return self._seqs
-
-    @property
-    def single_study(self) -> str | None:
-        """The study of every metrics event, when they share one (the usual case)."""
-        if self._single is _UNSET:
-            studies = self.studies
-            one = studies[0] if studies else None
-            self._single = one if one is not None and studies.count(one) == len(studies) else None
-        return self._single
-
-
-_UNSET = object()
-_seq_of = operator.attrgetter("seq")
-
-
-class _Shared(threading.local):
-    """The batch ``build_many`` is folding in this thread, and its partition."""
-
-    batch: list[Envelope] | None = None
-    split: Partition | None = None
-
-
-_shared = _Shared()
-
-
-def partition(batch: list[Envelope]) -> Partition:
-    """Split ``batch`` into metrics and other events.
-
-    ``build_many`` hands the same list to every projection, so while it folds a batch
-    the split (a Python step per event) is memoised and paid once, not once per
-    projection. Outside ``build_many`` nothing is cached.
-    """
-    if _shared.batch is batch and _shared.split is not None:
-        return _shared.split
-    metrics: list[Envelope] = []
-    events: list[Any] = []
-    other: list[Envelope] = []
-    studies: list[str] = []
-    runs: list[str] = []
-    steps: list[int | None] = []
-    values: list[dict[str, Any]] = []
-    m_append, e_append, o_append = metrics.append, events.append, other.append
-    s_append, r_append, t_append, v_append = (
-        studies.append,
-        runs.append,
-        steps.append,
-        values.append,
-    )
-    for env in batch:
-        ev = env.event
-        if type(ev) is MetricsRecorded:
-            m_append(env)
-            e_append(ev)
-            s_append(ev.study)
-            r_append(ev.run)
-            t_append(ev.step)
-            v_append(ev.values)
-        else:
-            o_append(env)
-    span = (batch[0].seq, batch[-1].seq, len(batch)) if batch else None
-    result = Partition(metrics, other, events, studies, runs, steps, values, span)
-    if _shared.batch is batch:
-        _shared.split = result
-    return result
-
-
-def _share(batch: list[Envelope] | None) -> None:
-    _shared.batch = batch
-    _shared.split = None
 
 
 @contextmanager
@@ -314,26 +196,28 @@ def build(
 
 BATCH_EVENTS = 8192
 """Events folded per batch. Big enough that numpy's per-call cost vanishes, small enough
-that a batch's envelopes stay in the CPU caches between the passes of the folds: at 1M
-values, 8k-event batches fold about 20% faster than 64k-event ones and hold a quarter
-of the memory (measured with ``benchmarks/bench_scaling.py`` and a chunk-size sweep)."""
+that a batch stays in the CPU caches between the passes of the folds: at 1M values,
+8k-event batches fold about 20% faster than 64k-event ones and hold a quarter of the
+memory (measured with ``benchmarks/bench_scaling.py`` and a chunk-size sweep)."""
 
 
-def _batches(ledger: Ledger, since: int, limit: int, study: str | None) -> Iterator[list[Envelope]]:
-    """The log read block by block, regrouped into batches of about ``BATCH_EVENTS``
-    events whatever the size of the stored blocks (a committed batch of the Recorder's
-    holds 1,000 events, a bulk append's 4,096 per block)."""
+def _frames(
+    ledger: Ledger, since: int, limit: int, study: str | None, framed: bool
+) -> Iterator[Frame]:
+    """The log as frames: read as columns when every projection folds frames, else as
+    envelopes regrouped into batches of about ``BATCH_EVENTS`` (whatever the stored
+    block size), each wrapped in a frame that keeps them."""
+    if framed:
+        yield from ledger.read_frames(since, limit, study=study, chunk_events=BATCH_EVENTS)
+        return
     pending: list[Envelope] = []
     for chunk in ledger.read_batches(since, limit, study=study, chunk_blocks=1):
-        if not pending and len(chunk) >= BATCH_EVENTS:
-            yield chunk
-            continue
         pending.extend(chunk)
         if len(pending) >= BATCH_EVENTS:
-            yield pending
+            yield Frame.from_envelopes(pending)
             pending = []
     if pending:
-        yield pending
+        yield Frame.from_envelopes(pending)
 
 
 def build_many(
@@ -371,21 +255,17 @@ def build_many(
     if not projections:
         return []
     since = min(starts)
-    try:
-        with _quiet_gc():
-            for batch in _batches(ledger, since, limit, study):
-                last = batch[-1].seq
-                _share(batch)
-                for proj, start in zip(projections, starts):
-                    if last <= start:
-                        continue
-                    if batch[0].seq <= start:
-                        proj.apply_batch([e for e in batch if e.seq > start])
-                    else:
-                        proj.apply_batch(batch)
-                _share(None)
-    finally:
-        _share(None)
+    framed = all(getattr(p, "FRAMES", False) for p in projections)
+    with _quiet_gc():
+        for frame in _frames(ledger, since, limit, study, framed):
+            for proj, start in zip(projections, starts):
+                if frame.last <= start:
+                    continue
+                part = frame.since(start) if frame.first < start else frame
+                if hasattr(proj, "apply_frame"):
+                    proj.apply_frame(part)
+                elif part.envelopes:
+                    proj.apply_batch(part.envelopes)
     for proj in projections:
         proj.seq = limit
     return list(projections)

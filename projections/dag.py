@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 
-from ledger import Envelope
 from ledger.events import CaseCreated, EcoApplied, StudyCreated
+from ledger.frames import Frame
 
-from .base import BaseProjection, encode_state, partition
+from .base import BaseProjection, encode_state
 
 __all__ = [
     "CaseNode",
@@ -173,6 +173,7 @@ class DagProjection(BaseProjection):
 
     name = "dag"
     version = 1
+    FRAMES = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -190,8 +191,8 @@ class DagProjection(BaseProjection):
             dag = self.studies[study] = StudyDag(study)
         return dag
 
-    def _fold(self, envs: list[Envelope]) -> None:
-        for env in partition(envs).other:
+    def _fold_frame(self, frame: Frame) -> None:
+        for env in frame.other:
             ev = env.event
             kind = type(ev)
             if kind is CaseCreated:

@@ -1,9 +1,8 @@
 """Metric series, columnar: one row per recorded value, folded a batch at a time.
 
-A batch's ``metrics_recorded`` events are gathered into flat numpy columns — run index,
-metric index, step, value, seq — with a Python step per *event* (not per value): the
-values of every event are flattened in one ``np.fromiter``, and the metric indices are
-laid out per distinct key set (events of a run log the same names again and again).
+A frame (``ledger.frames``) already holds a stretch of ``metrics_recorded`` events as
+numpy columns, read straight from the columns each block stores: the fold maps its run
+and name tables to this projection's indices and appends — no Python step per event.
 Final results (no ``step``) go to their own columns, apart from stepped values, so a
 ranking never touches the (large) series.
 
@@ -18,21 +17,18 @@ Runs are (study, run) pairs indexed in first-seen order, metrics by name likewis
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
-from itertools import chain, compress
 from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 
-from ledger import Envelope
+from ledger.frames import Frame
 
-from .base import BaseProjection, encode_state, partition
+from .base import BaseProjection, encode_state
 
 __all__ = ["Columns", "FinalTable", "MetricsProjection", "Series"]
 
-_STEP_MAX = np.iinfo(np.int64).max
 _COLS = ("run", "metric", "step", "value", "seq")
 _WORK = {
     "run": np.int32,
@@ -174,96 +170,51 @@ class _Index(dict):
         return i
 
 
-class _StudyRuns(dict):
-    """run id -> global run index for one study; a cache in front of the global index."""
-
-    def __init__(self, study: str, index: _Index) -> None:
-        super().__init__()
-        self.study = study
-        self.index = index
-
-    def __missing__(self, run: str) -> int:
-        i = self[run] = self.index[(self.study, run)]
-        return i
-
-
-_seq_of = operator.attrgetter("seq")
-
-
 class MetricsProjection(BaseProjection):
     """Folds ``metrics_recorded``; ignores every other event."""
 
     name = "metrics"
     version = 1
+    FRAMES = True
 
     def __init__(self) -> None:
         super().__init__()
         self._runs = _Index()  # (study, run) -> index
         self._metrics = _Index()  # name -> index
-        self._keysets: dict[tuple[str, ...], np.ndarray] = {}  # names -> metric indices
-        self._by_study: dict[str, _StudyRuns] = {}  # run -> index, per study (a cache)
         self.stepped = Columns()
         self.finals = Columns()
 
     # -- fold --------------------------------------------------------------------------
 
-    def _fold(self, envs: list[Envelope]) -> None:
-        part = partition(envs)
-        menvs = part.metrics
-        if not menvs:
+    def _fold_frame(self, frame: Frame) -> None:
+        m = frame.metrics
+        if not m.count:
             return
-        events = part.events
-        n = len(events)
-        dicts = part.values
-        # Runs are interned over the whole batch in log order (before any split), so the
-        # indices do not depend on where batches begin.
-        run_ev = self._run_column(part, n)
-        step_ev = self._step_column(part.steps, n)
-        seq_ev = part.seqs
+        # Frames list runs and names in first-seen order: interning them in table order
+        # gives every run and name the index a fold from scratch would.
+        run_lut = np.fromiter(map(self._runs.__getitem__, m.runs), np.int32, len(m.runs))
+        name_lut = np.fromiter(map(self._metrics.__getitem__, m.names), np.int32, len(m.names))
+        run_ev, step_ev, seq_ev, lens = run_lut[m.run], m.step, m.seq, m.lens
+        metric, values = name_lut[m.metric], m.value
         final_ev = step_ev < 0
         if not final_ev.any():
-            groups = [(self.stepped, None, dicts)]
-        else:
-            # Finals (one event per run, usually) apart from the stepped bulk: each group
-            # is then uniform in the usual case and takes the fast path below.
-            fin = final_ev.tolist()
-            groups = [
-                (self.finals, final_ev, list(compress(dicts, fin))),
-                (self.stepped, ~final_ev, list(compress(dicts, map(operator.not_, fin)))),
-            ]
-        plans = []
-        interned = False
-        for cols, mask, group in groups:
-            if not group:
-                continue
-            keys = list(chain.from_iterable(group))
-            first = list(group[0])
-            uniform = bool(first) and keys == first * len(group)
-            if not (uniform and tuple(first) in self._keysets) and not interned:
-                # A name never seen before: intern the batch's new names in log order
-                # (first occurrence), whatever the grouping, so a checkpointed fold and
-                # a fold from scratch give every name the same index.
-                for name in dict.fromkeys(chain.from_iterable(dicts)):
-                    self._metrics[name]
-                interned = True
-            plans.append((cols, mask, group, keys, first, uniform))
-        for cols, mask, group, keys, first, uniform in plans:
-            m = len(group)
-            total = len(keys)
-            values = np.fromiter(chain.from_iterable(map(dict.values, group)), np.float64, total)
-            lens: Any
-            if uniform:
-                # Every event names the same metrics in the same order; since a dict holds
-                # no name twice, the flat names can only line up event by event.
-                lens = len(first)
-                metric = np.tile(self._keyset(tuple(first)), m)
-            else:
-                lens = np.fromiter(map(len, group), np.int64, m)
-                metric = np.fromiter(map(self._metrics.__getitem__, keys), np.int32, total)
-            if mask is None:
-                self._append(cols, run_ev, step_ev, seq_ev, lens, metric, values)
-            else:
-                self._append(cols, run_ev[mask], step_ev[mask], seq_ev[mask], lens, metric, values)
+            self._append(self.stepped, run_ev, step_ev, seq_ev, lens, metric, values)
+            return
+        # Finals (one event per run, usually) apart from the stepped bulk.
+        final_val = np.repeat(final_ev, lens)
+        for cols, ev_mask, val_mask in (
+            (self.finals, final_ev, final_val),
+            (self.stepped, ~final_ev, ~final_val),
+        ):
+            self._append(
+                cols,
+                run_ev[ev_mask],
+                step_ev[ev_mask],
+                seq_ev[ev_mask],
+                lens[ev_mask],
+                metric[val_mask],
+                values[val_mask],
+            )
 
     @staticmethod
     def _append(
@@ -284,34 +235,6 @@ class MetricsProjection(BaseProjection):
                 "seq": np.repeat(seq_ev, lens),
             }
         )
-
-    def _run_column(self, part: Any, n: int) -> np.ndarray:
-        """Run index per event. Runs are interned in log order in both paths, so the
-        indices do not depend on where batches begin."""
-        study = part.single_study
-        if study is not None:
-            per_study = self._by_study.get(study)
-            if per_study is None:
-                per_study = self._by_study[study] = _StudyRuns(study, self._runs)
-            return np.fromiter(map(per_study.__getitem__, part.runs), np.int32, n)
-        return np.fromiter(map(self._runs.__getitem__, zip(part.studies, part.runs)), np.int32, n)
-
-    @staticmethod
-    def _step_column(steps: list[int | None], n: int) -> np.ndarray:
-        """Step per event, -1 for a final value. One C pass turns None into NaN; steps
-        past 2**53 (which a float would round) take the exact path."""
-        as_float = np.array(steps, dtype=np.float64)
-        if not n or np.nanmax(as_float, initial=0.0) < 2.0**53:
-            return np.nan_to_num(as_float, nan=-1.0).astype(np.int64)
-        exact = [-1 if s is None else min(s, _STEP_MAX) for s in steps]
-        return np.fromiter(exact, np.int64, n)
-
-    def _keyset(self, names: tuple[str, ...]) -> np.ndarray:
-        idx = self._keysets.get(names)
-        if idx is None:
-            metrics = self._metrics
-            idx = self._keysets[names] = np.array([metrics[m] for m in names], np.int32)
-        return idx
 
     # -- snapshot ----------------------------------------------------------------------
 
@@ -338,7 +261,7 @@ class MetricsProjection(BaseProjection):
                 int(cols["run"].max()) >= n_runs or int(cols["metric"].max()) >= n_metrics
             ):
                 raise ValueError("metric columns index past the run or metric tables")
-        self._runs, self._metrics, self._keysets, self._by_study = runs, metrics, {}, {}
+        self._runs, self._metrics = runs, metrics
         self.stepped, self.finals = Columns(), Columns()
         self.stepped.append(stepped)
         self.finals.append(finals)

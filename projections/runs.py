@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import numpy as np
 
-from ledger import Envelope
 from ledger.events import ArtifactRecorded, RunFinished, RunInvalidated, RunStarted
+from ledger.frames import Frame
 
-from .base import BaseProjection, encode_state, partition
+from .base import BaseProjection, encode_state
 
 __all__ = ["Artifact", "RunInfo", "RunsProjection", "StudyRuns"]
 
@@ -143,6 +144,7 @@ class RunsProjection(BaseProjection):
 
     name = "runs"
     version = 1
+    FRAMES = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,9 +159,8 @@ class RunsProjection(BaseProjection):
             st = self.studies[study] = StudyRuns(study)
         return st
 
-    def _fold(self, envs: list[Envelope]) -> None:
-        split = partition(envs)
-        for env in split.other:
+    def _fold_frame(self, frame: Frame) -> None:
+        for env in frame.other:
             ev = env.event
             kind = type(ev)
             if kind is RunStarted:
@@ -206,29 +207,19 @@ class RunsProjection(BaseProjection):
                     Artifact(ev.name, ev.uri, env.seq, ev.sha256, ev.bytes, ev.media_type)
                 )
                 info.last_seq, info.last_ts = env.seq, env.ts
-        if split.metrics:
-            # The latest metrics event per run wins: one dict build, no per-run search.
-            study = split.single_study
-            if study is not None:
-                st = self.studies.get(study)
-                if st is not None:
-                    self._touch(st, dict(zip(split.runs, split.metrics)))
-            else:
-                latest: dict[str, dict[str, Envelope]] = {}
-                for key, env in zip(zip(split.studies, split.runs), split.metrics):
-                    latest.setdefault(key[0], {})[key[1]] = env
-                for name, per_run in latest.items():
-                    st = self.studies.get(name)
-                    if st is not None:
-                        self._touch(st, per_run)
-
-    @staticmethod
-    def _touch(st: StudyRuns, latest: dict[str, Envelope]) -> None:
-        runs = st.runs
-        for run, env in latest.items():
-            info = runs.get(run)
-            if info is not None and env.seq > info.last_seq:
-                info.last_seq, info.last_ts = env.seq, env.ts
+        m = frame.metrics
+        if m.count:
+            # Each run's latest metrics event: one unique over the reversed run column.
+            uniq, back = np.unique(m.run[::-1], return_index=True)
+            last = m.count - 1 - back
+            studies = self.studies
+            for key, seq, ts in zip(
+                map(m.runs.__getitem__, uniq.tolist()), m.seq[last].tolist(), m.ts[last].tolist()
+            ):
+                st = studies.get(key[0])
+                info = st.runs.get(key[1]) if st is not None else None
+                if info is not None and seq > info.last_seq:
+                    info.last_seq, info.last_ts = seq, ts
 
     def snapshot(self) -> bytes:
         return encode_state(

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ledger import Envelope
 from ledger.events import SelectionRecorded
+from ledger.frames import Frame
 
-from .base import BaseProjection, encode_state, partition
+from .base import BaseProjection, encode_state
 from .rankings import Policy, rank_study
 
 if TYPE_CHECKING:
@@ -61,13 +61,14 @@ class SelectionsProjection(BaseProjection):
 
     name = "selections"
     version = 1
+    FRAMES = True
 
     def __init__(self) -> None:
         super().__init__()
         self.studies: dict[str, list[Selection]] = {}
 
-    def _fold(self, envs: list[Envelope]) -> None:
-        for env in partition(envs).other:
+    def _fold_frame(self, frame: Frame) -> None:
+        for env in frame.other:
             ev = env.event
             if type(ev) is SelectionRecorded:
                 self.studies.setdefault(ev.study, []).append(

@@ -41,13 +41,13 @@ def stream(study: str = "s", runs: int = 6, value: float = 0.0) -> list[dict]:
 def spy_reads(ledger: Ledger) -> list[int]:
     """Record the ``since`` of every read the build makes."""
     starts: list[int] = []
-    real = ledger.read_batches
+    real = ledger.read_frames
 
-    def read_batches(since=0, until=None, **kw):
+    def read_frames(since=0, until=None, **kw):
         starts.append(since)
         return real(since, until, **kw)
 
-    ledger.read_batches = read_batches  # type: ignore[method-assign]
+    ledger.read_frames = read_frames  # type: ignore[method-assign]
     return starts
 
 
