@@ -22,6 +22,7 @@ from .blocks import GENESIS, BlockView, encode_block, seq_key
 from .codec import (
     MAX_EVENT_BYTES,
     MAX_NESTING,
+    _canonical,
     _depth_ok,
     _msg,
     _path,
@@ -43,7 +44,7 @@ from .errors import (
     LedgerError,
     StorageError,
 )
-from .events import InputEvent, _Base
+from .events import InputEvent, _Base, strict_class
 from .redact import redact_fields
 from .rules import DUPLICATE, RefState, check_event, check_names, h16
 
@@ -59,6 +60,8 @@ BLOCK_MAX_EVENTS = 4096
 AUX_TABLES = ("checkpoints", "exports", "leases")
 
 _STRICT = frozenset(InputEvent.__args__)  # type: ignore[attr-defined]
+_STRICT_METRICS = strict_class("metrics_recorded")
+_HEX32 = b"\xd9\x20"  # msgpack str8 header of a 32-character derived id
 _validate = msgspec.msgpack.Decoder(InputEvent)
 _encode_head = msgspec.msgpack.Encoder().encode
 _REDACTABLE = {
@@ -334,7 +337,31 @@ class Ledger:
                 return wheres[i]
             return f"{source}[{i}]" if source else f"event {i + 1} of the batch"
 
+        fast = _STRICT_METRICS
+        digest_of = blake2b
+        fast_encode = _canonical.encode
+        new_tuple = tuple.__new__  # a named tuple's own __new__ is a Python function
         for i, raw in enumerate(events):
+            if type(raw) is fast and raw.id is None and raw.ts is None:
+                # The bulk of every batch: a metrics struct already checked by its maker
+                # (the Recorder, an importer) with no client id or time. Only what the
+                # general path below would do for it, inline.
+                content = fast_encode(raw)
+                if len(content) <= MAX_EVENT_BYTES:
+                    if raw.study not in seen or raw.run not in seen:
+                        try:
+                            check_names(raw, seen)
+                        except EventError as exc:
+                            raise exc.located(where_of(i)) from None
+                    digest = digest_of(content, digest_size=16).digest()
+                    eid = digest.hex()
+                    out.append(
+                        new_tuple(
+                            _Prepared,
+                            (raw, content, digest, eid, digest, _HEX32 + eid.encode(), None, i),
+                        )
+                    )
+                    continue
             try:
                 if type(raw) in strict:
                     ev, validated = raw, True
@@ -379,9 +406,7 @@ class Ledger:
                 if client_id is None:
                     eid = digest.hex()
                     out.append(
-                        _Prepared(
-                            ev, content, digest, eid, digest, b"\xd9\x20" + eid.encode(), ts, i
-                        )
+                        _Prepared(ev, content, digest, eid, digest, _HEX32 + eid.encode(), ts, i)
                     )
                 else:
                     out.append(
@@ -445,9 +470,10 @@ class Ledger:
     ) -> AppendResult:
         """Check, number, chain and store one batch inside the write transaction.
 
-        The optimistic path (``careful=False``) assumes no event is a duplicate: it
-        inserts all ids at the end with one sorted ``putmulti`` and raises ``_Careful``
-        when that (or a rule) says otherwise, so the batch is redone event by event.
+        The optimistic path (``careful=False``, ``_commit_bulk``) assumes no event is a
+        duplicate and raises ``_Careful`` when that (or a rule) says otherwise; the
+        careful path then redoes the batch here, event by event, so a duplicate is
+        skipped and a refusal names its event.
         """
         dbs = self._dbs
         ids_db, refs_db, events_db = dbs["ids"], dbs["refs"], dbs["events"]
@@ -461,8 +487,8 @@ class Ledger:
         runs = state.runs
         now = time.time_ns() // 1000
         now_enc = _encode_head(now)
-        if batch.all_metrics and not careful:
-            return self._commit_metrics(txn, prepared, head_seq, head_hash, state, now)
+        if not careful:
+            return self._commit_bulk(txn, batch, head_seq, head_hash, state, now)
         seq, h = head_seq, head_hash
         duplicates = 0
         block_events: list[bytes] = []
@@ -471,7 +497,6 @@ class Ledger:
         metric_pos: list[int] = []
         metric_ts: list[int] = []
         metric_events: list[Any] = []
-        id_items: list[tuple[bytes, bytes]] = []
         first_seq: int | None = None
         put, get = txn.put, txn.get
         join = b"".join
@@ -497,31 +522,26 @@ class Ledger:
             nxt = seq + 1
             seq8 = nxt.to_bytes(8, "big")
             ev = item.event
-            if careful:
-                if not put(item.key, seq8 + item.digest, db=ids_db, overwrite=False):
-                    existing = get(item.key, db=ids_db)
-                    if existing is not None and bytes(existing[8:24]) == item.digest:
-                        duplicates += 1
-                        continue
-                    other = int.from_bytes(bytes(existing[:8]), "big") if existing else "?"
-                    raise IdempotencyConflict(
-                        f"id {item.id!r} is already in the log (seq {other}) with other "
-                        "content; a correction is a new event: give it another id, or none",
-                        where=where_of(item.pos),
-                        event_type=ev.TYPE,
-                        field="id",
-                    )
+            if not put(item.key, seq8 + item.digest, db=ids_db, overwrite=False):
+                existing = get(item.key, db=ids_db)
+                if existing is not None and bytes(existing[8:24]) == item.digest:
+                    duplicates += 1
+                    continue
+                other = int.from_bytes(bytes(existing[:8]), "big") if existing else "?"
+                raise IdempotencyConflict(
+                    f"id {item.id!r} is already in the log (seq {other}) with other "
+                    "content; a correction is a new event: give it another id, or none",
+                    where=where_of(item.pos),
+                    event_type=ev.TYPE,
+                    field="id",
+                )
             info = runs.get((ev.study, ev.run)) if ev.TYPE == "metrics_recorded" else None
             if info is None or info[1]:
                 try:
                     verdict = check_event(ev, nxt, item.digest, state)
                 except EventError as exc:
-                    if not careful:
-                        raise _Careful from None
                     raise exc.located(where_of(item.pos)) from None
                 if verdict is DUPLICATE:
-                    if not careful:
-                        raise _Careful
                     txn.delete(item.key, db=ids_db)
                     duplicates += 1
                     continue
@@ -535,8 +555,6 @@ class Ledger:
                 )
             )
             h = blake2b(h + seq8 + stored, digest_size=32).digest()
-            if not careful:
-                id_items.append((item.key, seq8 + item.digest))
             seq = nxt
             if first_seq is None:
                 first_seq = nxt
@@ -551,11 +569,6 @@ class Ledger:
                 flush()
         if block_events:
             flush()
-        if id_items:
-            id_items.sort(key=_first)
-            consumed, added = txn.cursor(ids_db).putmulti(id_items, overwrite=False)
-            if added != consumed:
-                raise _Careful
         for key, value in state.writes():
             _lmdb.put_checked(txn, key, value, db=refs_db)
         if seq != head_seq:
@@ -568,22 +581,43 @@ class Ledger:
             first_seq=first_seq,
         )
 
-    def _commit_metrics(
+    def _commit_bulk(
         self,
         txn: Any,
-        prepared: list[_Prepared],
+        batch: _Batch,
         head_seq: int,
         head_hash: bytes,
         state: RefState,
         now: int,
     ) -> AppendResult:
-        """The common case, a batch of metrics only: the rules reduce to "each run is
-        open", checked once per distinct run; the rest is list comprehensions."""
+        """The optimistic path: no event is a duplicate and every rule holds, so each
+        event's seq is known up front and the rules are one pass (for a metrics event,
+        a cached "its run is open"); numbering, chaining and storing are then list
+        comprehensions over the batch. Any doubt raises ``_Careful``, and the careful
+        path redoes the batch event by event, naming the event and the rule."""
         dbs = self._dbs
-        for study, run in {(p.event.study, p.event.run) for p in prepared}:
-            info = state.run(study, run)
-            if info is None or info[1]:
-                raise _Careful  # the careful path names the event and the rule
+        prepared = batch.items
+        if batch.all_metrics:
+            for study, run in {(p.event.study, p.event.run) for p in prepared}:
+                info = state.run(study, run)
+                if info is None or info[1]:
+                    raise _Careful
+        else:
+            runs = state.runs
+            seq = head_seq
+            for item in prepared:
+                seq += 1
+                ev = item.event
+                if ev.TYPE == "metrics_recorded":
+                    info = runs.get((ev.study, ev.run))
+                    if info is not None and not info[1]:
+                        continue
+                try:
+                    verdict = check_event(ev, seq, item.digest, state)
+                except EventError:
+                    raise _Careful from None
+                if verdict is DUPLICATE:
+                    raise _Careful
         n = len(prepared)
         seq8s = [s.to_bytes(8, "big") for s in range(head_seq + 1, head_seq + n + 1)]
         now_enc = _encode_head(now)
@@ -616,9 +650,17 @@ class Ledger:
             first = seq_key(head_seq + 1 + start)
             part = prepared[start:end]
             events = [p.event for p in part]
-            columns = encode_columns(
-                range(len(part)), [now if p.ts is None else p.ts for p in part], events
-            )
+            if batch.all_metrics:
+                columns = encode_columns(
+                    range(len(part)), [now if p.ts is None else p.ts for p in part], events
+                )
+            else:
+                pos = [i for i, e in enumerate(events) if e.TYPE == "metrics_recorded"]
+                columns = encode_columns(
+                    pos,
+                    [now if part[i].ts is None else part[i].ts for i in pos],
+                    [events[i] for i in pos],
+                )
             _lmdb.put_checked(
                 txn,
                 first,
@@ -628,6 +670,8 @@ class Ledger:
             )
             for study in {e.study for e in events}:
                 _lmdb.put_checked(txn, h16(study) + first, b"", db=dbs["study_blocks"])
+        for key, value in state.writes():
+            _lmdb.put_checked(txn, key, value, db=dbs["refs"])
         self._set_head(txn, head_seq + n, h)
         return AppendResult(
             appended=n,
