@@ -5,7 +5,9 @@ Groups (``{size}`` is 100k or 1M; ``BENCH_SMOKE=1``: 1k, one round each):
 
 - ``replay {size}``: ``read_batches`` (decode only), ``read`` (one envelope at a time),
   ``read(with_hashes=True)`` (the chain recomputed per event), ``read(study=...)`` (the
-  study index) — beside the SQLite event log reading and decoding the same events.
+  study index), ``read_frames`` (metrics events as the columns each block stores, the
+  others decoded: what a rebuild reads) — beside the SQLite event log reading and
+  decoding the same events.
 - ``rebuild scratch {size}``: each built-in projection alone and all four in one pass
   (``build_many``), from seq 0 — beside ``read_batches`` alone (the core's share).
 - ``rebuild checkpoint {size}``: the same from checkpoints 1% behind the head.
@@ -87,7 +89,9 @@ def _run(benchmark, fn, values, rounds=ROUNDS):
 # ----------------------------------------------------------------------------- replay
 
 
-@pytest.mark.parametrize("how", ["read_batches", "read", "with_hashes", "study", "sqlite"])
+@pytest.mark.parametrize(
+    "how", ["read_batches", "read", "with_hashes", "study", "frames", "sqlite"]
+)
 def test_replay(benchmark, sized, how, tmp_path_factory):
     values, ledger = sized
     benchmark.group = f"replay {label(values)}"
@@ -105,6 +109,7 @@ def test_replay(benchmark, sized, how, tmp_path_factory):
         "read": lambda: sum(1 for _ in ledger.read()),
         "with_hashes": lambda: sum(1 for _ in ledger.read(with_hashes=True)),
         "study": lambda: sum(len(b) for b in ledger.read_batches(study="bench")),
+        "frames": lambda: sum(len(f.other) + f.metrics.count for f in ledger.read_frames()),
     }
     assert _run(benchmark, fns[how], values) == events
 

@@ -1,5 +1,5 @@
 """This project behind the driver interface: ``Ledger.append`` of the wire dicts (every
-rule, dedupe and the hash chain on), ``read_batches`` to replay, and the metrics
+rule, dedupe and the hash chain on), ``read_batches`` to replay (``read_frames`` as columns), and the metrics
 projection for the latest values (from scratch, or from a checkpoint at the head)."""
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ class LedgerDriver:
                     if env.event.TYPE == "metrics_recorded":
                         n += len(env.event.values)
             return n
+
+    def load_columns(self) -> int:
+        with Ledger(self.path, create=False, readonly=True) as ledger:
+            return sum(len(f.metrics.value) for f in ledger.read_frames())
 
     def latest(self, *, checkpoint: bool = False) -> dict[tuple[str, str], float]:
         from projections.base import build
