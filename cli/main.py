@@ -1,14 +1,18 @@
 """Entry point of the ``ledger`` command.
 
 Commands are registered by name and imported only when used, so ``ledger --help`` and
-``ledger append`` never pay for scipy or pyarrow. Every ``LedgerError`` becomes one
-``error:`` line on stderr and exit status 1; click's usage errors keep exit status 2.
+``ledger append`` never pay for scipy or pyarrow; ``ledger --help`` lists the commands
+from their one-line summaries below and imports none of them (nor msgspec or lmdb).
+Every ``LedgerError`` becomes one ``error:`` line on stderr and exit status 1; click's
+usage errors keep exit status 2.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util  # not bound by ``import importlib`` alone (an editable install hid it)
 import sys
+from gettext import gettext as _
 from typing import Any
 
 import click
@@ -42,6 +46,65 @@ COMMANDS: dict[str, str] = {
     "demo": "cli.commands.demo:demo",
 }
 
+# name -> the first sentence of the command's help: what ``ledger --help`` shows (click
+# shortens it to the terminal). tests/ledger/test_surface.py fails when one drifts.
+SUMMARIES: dict[str, str] = {
+    "anchor": "Print (or write) the ledger's head as a small JSON anchor to keep elsewhere.",
+    "append": "Append events from a JSON Lines FILE (or - for stdin) as one atomic batch.",
+    "backup": "Copy the ledger to the new folder DEST, verified before it appears.",
+    "check": (
+        "Check each completed run's final metrics against a rules file; exit 1 when any run "
+        "fails a rule."
+    ),
+    "checkpoint": (
+        "Save a checkpoint of every built-in projection (dag, runs, metrics, selections)."
+    ),
+    "compare": "Compare cases on a metric over their completed runs.",
+    "curves": (
+        "Training curves: per run the best so far, the plateau step (no improvement beyond "
+        "--min-delta over the next --window steps) and the convergence step; per case the "
+        "mean curve across its runs with a band (JSON: every step)."
+    ),
+    "dag": "Draw a study's case DAG: every case with its stage and ECO, parent -> child.",
+    "demo": (
+        "Train a small numpy network over three stages of changes, recording every epoch "
+        "through the Recorder; then print the DAG, the rankings, the stage summary, verify "
+        "the chain and export the study."
+    ),
+    "eco-effects": (
+        "Which changes actually help: for every case an ECO created, its score minus its "
+        "parent's, aggregated by ECO and by ECO class with the interval of the mean delta and"
+        " a verdict (helps / hurts when the interval excludes 0, else unclear)."
+    ),
+    "export": "Write a study's snapshot folder: manifest, study.json, tables, report.",
+    "exports": "List the export journal: every export made from this ledger, oldest first.",
+    "failures": (
+        "Where and when runs fail: failure rates per group with Wilson intervals, the params "
+        "(and hosts) that go with failure ranked by strength (chi-square or Fisher for "
+        "categories, point-biserial r for numbers), bursts of failures over the log, and the "
+        "most common error messages (numbers, paths and ids normalised)."
+    ),
+    "import": "Import results you already have: CSV tables, OpenROAD flow metrics, MLflow, Optuna.",
+    "init": "Create an empty ledger (a no-op when one is already there).",
+    "log": "Print events in seq order (the wire form plus seq, id, ts, hash with --json).",
+    "outliers": (
+        "Flag runs whose metric is an outlier, each with the reason a reader can check (the "
+        "value and the fence it crossed); the rest are counted as kept."
+    ),
+    "rank": "Rank a study's cases by its objectives, a metric, or lexicographic keys.",
+    "restore": "Put the backup BACKUP in place as a live ledger at the new folder DEST.",
+    "resume": (
+        "Classify a study's runs (completed, failed, interrupted, running) and list the cases"
+        " still pending."
+    ),
+    "stats": (
+        "Describe a metric per group: count, mean, median, std, min, max, percentiles, and "
+        "the t interval of the mean (plus a seeded bootstrap interval with --bootstrap)."
+    ),
+    "status": "The head and, per study, its cases, runs by status and events.",
+    "verify": "Recompute the hash chain; exit 1 and name the first bad seq when it breaks.",
+}
+
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -58,6 +121,20 @@ class LazyGroup(click.Group):
             return None
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, from ``SUMMARIES``: importing every command to read its
+        docstring would cost ``ledger --help`` msgspec, lmdb and a dozen modules."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [
+            (name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit))
+            for name in names
+        ]
+        with formatter.section(_("Commands")):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

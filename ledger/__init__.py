@@ -1,7 +1,9 @@
 """results-ledger: an append-only, hash-chained event log for experiment results.
 
-``import ledger`` stays light (msgspec and lmdb only): scipy, pyarrow and click are
-never imported from here.
+``import ledger`` stays light: it loads the error tree only, and the public classes
+(``Ledger``, ``Recorder``, ...) import their modules on first use, so msgspec and lmdb
+are paid for by the code that uses them. scipy, pyarrow and click are never imported
+from here.
 """
 
 from __future__ import annotations
@@ -45,15 +47,56 @@ from .errors import (
 from .errors import (
     StorageError as StorageError,
 )
-from .events import Envelope as Envelope
-from .log import AppendResult as AppendResult
-from .log import Head as Head
-from .log import Ledger as Ledger
-from .log import VerifyReport as VerifyReport
-from .plan import Plan as Plan
-from .recorder import CaseHandle as CaseHandle
-from .recorder import Recorder as Recorder
-from .recorder import RunHandle as RunHandle
+
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs ~4 ms
+if TYPE_CHECKING:  # what the names below resolve to, for type checkers and readers
+    from .events import Envelope as Envelope
+    from .log import AppendResult as AppendResult
+    from .log import Head as Head
+    from .log import Ledger as Ledger
+    from .log import VerifyReport as VerifyReport
+    from .plan import Plan as Plan
+    from .recorder import CaseHandle as CaseHandle
+    from .recorder import Recorder as Recorder
+    from .recorder import RunHandle as RunHandle
+
+# name -> the submodule that defines it, imported on first access (PEP 562): a process
+# that only needs the errors, or a CLI printing --help, does not pay for msgspec, lmdb,
+# hashlib and the event schema.
+_LAZY = {
+    "Envelope": "events",
+    "AppendResult": "log",
+    "Head": "log",
+    "Ledger": "log",
+    "VerifyReport": "log",
+    "Plan": "plan",
+    "CaseHandle": "recorder",
+    "Recorder": "recorder",
+    "RunHandle": "recorder",
+}
+
+
+def __getattr__(name: str) -> object:
+    from importlib import import_module
+
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(import_module(f".{module}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if not name.startswith("__"):
+        # ``ledger.log`` after a plain ``import ledger``, as when it imported eagerly.
+        try:
+            return import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,6 @@ Every decoder is wrapped so that only ``LedgerDecodeError`` escapes (msgspec rai
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -255,6 +254,8 @@ def decode_json_event(line: bytes | str) -> Event:
     try:
         return _json_input.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as first:
+        import json  # only for lines the fast path refused (its import costs ~1.5 ms)
+
         try:
             obj = json.loads(line, parse_constant=_reject_constant)
         except RecursionError:

@@ -11,8 +11,10 @@ client's event; ``id`` and ``ts`` appear on the event only as the client's optio
 input and are moved into the envelope at append.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here, on purpose: msgspec resolves string
+# annotations with ``get_type_hints`` (an eval per field and per class) the first time a
+# decoder sees these classes, ~4.5 ms at every start; real annotations cost ~0.4 ms at
+# class creation. Everything below is valid at run time on Python 3.10 (``Union``, not ``|``).
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import msgspec

@@ -49,71 +49,70 @@ _SECRET_WORDS = frozenset(
 )
 _SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("access", "key")})
 
-_SPLIT = re.compile(r"[_\-.\s/:]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# Every pattern is compiled on its first use (``_re``): compiling them all took ~3 ms of
+# every process that opened a ledger, and most are needed only when their literal occurs.
+_re = lru_cache(maxsize=None)(re.compile)
+
+_SPLIT = r"[_\-.\s/:]+"
+_CAMEL = r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])"
 
 # (literal prefixes, full shape): gitleaks-derived credential shapes. The shape is only
 # searched when one of its literals occurs in the value.
-_SHAPES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
-    (lits, re.compile(rx))
-    for lits, rx in (
-        (("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key id
-        (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{36,255}"),
-        (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
-        (("glpat-",), r"\bglpat-[A-Za-z0-9_\-]{20,255}"),  # GitLab
-        (("xox",), r"\bxox[abposr]-[A-Za-z0-9\-]{10,255}"),  # Slack
-        (("hooks.slack.com/",), r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,}"),
-        (
-            ("sk-",),
-            r"\bsk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_\-]{20,255}",
-        ),  # OpenAI/Anthropic
-        (
-            ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
-            r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,255}",
-        ),
-        (("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}"),  # Google API key
-        (("hf_",), r"\bhf_[A-Za-z]{30,255}"),  # Hugging Face
-        (("npm_",), r"\bnpm_[A-Za-z0-9]{36}"),
-        (("pypi-AgEIcHlwaS5vcmc",), r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
-        (("SG.",), r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),  # SendGrid
-        (("dapi",), r"\bdapi[a-f0-9]{32}\b"),  # Databricks
-        (("dop_v1_", "doo_v1_"), r"\bdo[po]_v1_[a-f0-9]{64}\b"),  # DigitalOcean
-        (("shpat_", "shpss_", "shpca_", "shppa_"), r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b"),
-        (("AccountKey=",), r"AccountKey=[A-Za-z0-9+/]{40,}={0,2}"),  # Azure storage
-        (("eyJ",), r"\beyJ[A-Za-z0-9_\-]{8,4096}\.eyJ[A-Za-z0-9_\-]{8,8192}\.[A-Za-z0-9_\-]{8,}"),
-        (("-----BEGIN",), r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----"),
-    )
+_SHAPES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key id
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{36,255}"),
+    (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
+    (("glpat-",), r"\bglpat-[A-Za-z0-9_\-]{20,255}"),  # GitLab
+    (("xox",), r"\bxox[abposr]-[A-Za-z0-9\-]{10,255}"),  # Slack
+    (("hooks.slack.com/",), r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,}"),
+    (
+        ("sk-",),
+        r"\bsk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_\-]{20,255}",
+    ),  # OpenAI/Anthropic
+    (
+        ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+        r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,255}",
+    ),
+    (("AIza",), r"\bAIza[0-9A-Za-z_\-]{35}"),  # Google API key
+    (("hf_",), r"\bhf_[A-Za-z]{30,255}"),  # Hugging Face
+    (("npm_",), r"\bnpm_[A-Za-z0-9]{36}"),
+    (("pypi-AgEIcHlwaS5vcmc",), r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
+    (("SG.",), r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),  # SendGrid
+    (("dapi",), r"\bdapi[a-f0-9]{32}\b"),  # Databricks
+    (("dop_v1_", "doo_v1_"), r"\bdo[po]_v1_[a-f0-9]{64}\b"),  # DigitalOcean
+    (("shpat_", "shpss_", "shpca_", "shppa_"), r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b"),
+    (("AccountKey=",), r"AccountKey=[A-Za-z0-9+/]{40,}={0,2}"),  # Azure storage
+    (("eyJ",), r"\beyJ[A-Za-z0-9_\-]{8,4096}\.eyJ[A-Za-z0-9_\-]{8,8192}\.[A-Za-z0-9_\-]{8,}"),
+    (("-----BEGIN",), r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----"),
 )
-_DIGIT = re.compile(r"[0-9]")
+_DIGIT = r"[0-9]"
 _BY_LITERAL = tuple((lit, shape) for lits, shape in _SHAPES for lit in lits)
 # An HTTP Authorization value on its own: scheme, one credential token (with a digit or
 # long enough not to be an ordinary word).
-_AUTH_VALUE = re.compile(
+_AUTH_VALUE = (
     r"(?:Bearer|Basic|Token|Digest|Bot) +(?=[^ ]*[0-9+/=_\-]|[^ ]{20})[A-Za-z0-9._~+/\-]{8,}=*"
 )
 # ``name=value`` / ``name: value`` inside a string; the name decides (is_secret_key).
-_ASSIGNMENT = re.compile(
-    r"(?:^|(?<=[\s,;&?\"'{(]))-{0,2}([A-Za-z][A-Za-z0-9_.\-]{0,63})[\"']?\s{0,3}[=:]\s{0,3}[\"']?[^\s,;&\"']"
-)
+_ASSIGNMENT = r"(?:^|(?<=[\s,;&?\"'{(]))-{0,2}([A-Za-z][A-Za-z0-9_.\-]{0,63})[\"']?\s{0,3}[=:]\s{0,3}[\"']?[^\s,;&\"']"
 # A URL with a password: ``scheme://user:password@`` (the scheme is checked backwards
 # from each candidate, so the search is anchored on the literal ``://``).
-_URL_CREDENTIALS = re.compile(r"://[^/\s:@]{0,256}:[^/\s@]{1,256}@")
+_URL_CREDENTIALS = r"://[^/\s:@]{0,256}:[^/\s@]{1,256}@"
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _KEY_HINTS = ("key", "secret", "passw", "token", "auth", "credential", "passphrase")
-_FLAG = re.compile(r"-{1,2}([A-Za-z][A-Za-z0-9_.\-]{0,63})")
+_FLAG = r"-{1,2}([A-Za-z][A-Za-z0-9_.\-]{0,63})"
 
 
 def _words(key: str) -> list[str]:
-    return [w.lower() for w in _SPLIT.split(_CAMEL.sub("_", key)) if w]
+    return [w.lower() for w in _re(_SPLIT).split(_re(_CAMEL).sub("_", key)) if w]
 
 
-_KEY_HINT = re.compile("key|secret|pass|token|auth|credential")
+_KEY_HINT = "key|secret|pass|token|auth|credential"
 
 
 @lru_cache(maxsize=16384)
 def is_secret_key(key: str) -> bool:
     """Whether values under ``key`` are secrets (whole-word match on its parts)."""
-    if not _KEY_HINT.search(key.lower()):
+    if not _re(_KEY_HINT).search(key.lower()):
         return False  # the common case, without splitting
     words = _words(key)
     if any(w in _SECRET_WORDS for w in words):
@@ -129,24 +128,24 @@ def looks_like_secret(value: str) -> bool:
     for literal, shape in _BY_LITERAL:
         if literal in value:
             if literal != "sk-":
-                if shape.search(value):
+                if _re(shape).search(value):
                     return True
-            elif any(_DIGIT.search(m.group()) for m in shape.finditer(value)):
+            elif any(_re(_DIGIT).search(m.group()) for m in _re(shape).finditer(value)):
                 return True  # real keys have digits; ``sk-learn-compatible...`` has none
     if "://" in value and _url_with_password(value):
         return True
     if value.startswith(("Bearer ", "Basic ", "Token ", "Digest ", "Bot ")):
-        if _AUTH_VALUE.fullmatch(value.strip()):
+        if _re(_AUTH_VALUE).fullmatch(value.strip()):
             return True
     if "=" in value or ":" in value:
         low = value.lower()
         if any(h in low for h in _KEY_HINTS):
-            return any(is_secret_key(m.group(1)) for m in _ASSIGNMENT.finditer(value))
+            return any(is_secret_key(m.group(1)) for m in _re(_ASSIGNMENT).finditer(value))
     return False
 
 
 def _url_with_password(value: str) -> bool:
-    for m in _URL_CREDENTIALS.finditer(value):
+    for m in _re(_URL_CREDENTIALS).finditer(value):
         at = start = m.start()
         while start > 0 and at - start < 32 and value[start - 1] in _SCHEME_CHARS:
             start -= 1
@@ -157,7 +156,7 @@ def _url_with_password(value: str) -> bool:
 
 def _flag_name(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("-"):
-        m = _FLAG.fullmatch(value)
+        m = _re(_FLAG).fullmatch(value)
         if m:
             return m.group(1)
     return None
