@@ -5,7 +5,7 @@ Groups (``{size}``: 100k and 1M stepped values, 5 per ``run.log`` call; ``BENCH_
 
 - ``recorder {size}``: a runner loop (a case per two runs, ``with case.run(seed=...)``,
   ``run.log(values, step=...)``, a final result per run) through ``Recorder`` with its
-  default batch of 1,000 events and with 10,000, timed from construction to the last
+  default batch (4,096 events), with 1,000 and with 10,000, timed from construction to the last
   commit on exit — beside the same events handed to ``Ledger.append`` in batches of
   1,000 (the storage floor under the Recorder), a careful SQLite runner (rows buffered,
   ``executemany`` into an indexed runs/metrics schema every 1,000 events, WAL,
@@ -47,16 +47,18 @@ def runner_script(values: int) -> list[tuple[str, str, int | None, list[tuple[in
     return [(case, run, seed, logs) for run, (case, seed, logs) in runs.items()]
 
 
-def record(path: str, script: list, *, batch_size: int = 1000, durable: bool = False) -> int:
-    """The runner loop; returns the metric values logged."""
+def record(path: str, script: list, *, batch_size: int | None = None, durable: bool = False) -> int:
+    """The runner loop (the Recorder's default batch size unless given); returns the
+    metric values logged."""
     n = 0
+    sized = {} if batch_size is None else {"batch_size": batch_size}
     with Recorder(
         path,
         study="bench",
         objectives=[{"metric": "loss", "direction": "min"}],
-        batch_size=batch_size,
         durable=durable,
         handle_signals=False,
+        **sized,
     ) as rec:
         cases: dict = {}
         for case, _run, seed, logs in script:
@@ -83,7 +85,15 @@ def _per_value(benchmark, values: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "how", ["recorder", "recorder batch=10000", "ledger.append", "sqlite runner", "list.append"]
+    "how",
+    [
+        "recorder",
+        "recorder batch=1000",
+        "recorder batch=10000",
+        "ledger.append",
+        "sqlite runner",
+        "list.append",
+    ],
 )
 @pytest.mark.parametrize("values", SIZES, ids=[label(v) for v in SIZES])
 def test_recorder(benchmark, tmp_path_factory, values, how):
@@ -92,7 +102,7 @@ def test_recorder(benchmark, tmp_path_factory, values, how):
     expected = values + 2 * runs  # stepped values and a final (2 values) per run
     if how.startswith("recorder"):
         script = runner_script(values)
-        batch = 10_000 if how.endswith("10000") else 1000
+        batch = int(how.partition("=")[2]) if "=" in how else None
 
         def setup():
             return (_fresh(tmp_path_factory), script), {"batch_size": batch}

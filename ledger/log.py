@@ -273,28 +273,40 @@ class Ledger:
         redact: bool = True,
         expected_head: int | None = None,
         wheres: Sequence[str] | None = None,
+        aux: Sequence[tuple[str, bytes, bytes | None]] = (),
     ) -> AppendResult:
         """Append ``events`` (wire-form dicts or event structs) as one atomic batch.
 
         An event whose id is already in the log with the same content is a no-op counted
         in ``duplicates``. ``expected_head`` makes the append conditional on the head seq
-        (optimistic concurrency). Raises ``EventError`` subclasses naming the event (by
-        ``wheres[i]``, else ``source`` and its position), ``HeadMoved``, ``LedgerFull``,
-        ``LedgerWriteFailed``; on any error nothing of the batch is appended.
+        (optimistic concurrency). ``aux`` writes ``(table, key, value)`` to the tables
+        outside the log (``value`` None deletes) in the same transaction: the Recorder's
+        run leases ride along with its events instead of costing a commit each. Raises
+        ``EventError`` subclasses naming the event (by ``wheres[i]``, else ``source`` and
+        its position), ``HeadMoved``, ``LedgerFull``, ``LedgerWriteFailed``; on any error
+        nothing of the batch is appended.
         """
         if self.readonly:
             raise StorageError(f"{self.path} is open read-only")
         batch = self._prepare(events, source=source, redact=redact, wheres=wheres)
+        tables = [(self._aux(table), key, value) for table, key, value in aux]
+
+        def commit(careful: bool) -> AppendResult:
+            def body(txn: Any) -> AppendResult:
+                result = self._commit(txn, batch, expected_head, careful)
+                for db, key, value in tables:
+                    if value is None:
+                        txn.delete(key, db=db)
+                    else:
+                        _lmdb.put_checked(txn, key, value, db=db)
+                return result
+
+            return self._env.write(body, max_size=self.max_size)
+
         try:
-            result = self._env.write(
-                lambda txn: self._commit(txn, batch, expected_head, False),
-                max_size=self.max_size,
-            )
+            result = commit(False)
         except _Careful:
-            result = self._env.write(
-                lambda txn: self._commit(txn, batch, expected_head, True),
-                max_size=self.max_size,
-            )
+            result = commit(True)
         result.redacted = batch.redacted
         if result.appended:
             self._meta["format_version"] = FORMAT_VERSION

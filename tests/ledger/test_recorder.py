@@ -148,3 +148,50 @@ def test_bad_metric_value_is_refused_with_the_field(ledger_path):
         run.finish()
     vals = [e.event.values for e in _events(ledger_path) if e.event.TYPE == "metrics_recorded"]
     assert vals == [{"x": 0.5, "n": 3}]
+
+
+def test_non_finite_values_are_kept_with_one_canonical_nan(ledger_path):
+    """The fast check of plain values (one ``sum``) must still send NaN, inf - inf and
+    huge ints through the careful path."""
+    import math
+    import struct
+
+    negative_nan = struct.unpack("<d", struct.pack("<Q", 0xFFF8000000000001))[0]
+    with Recorder(ledger_path, study="sw", durable=True) as rec:
+        run = rec.case("c").run()
+        run.log({"a": negative_nan, "b": 1.0}, step=0)
+        run.log({"up": math.inf, "down": -math.inf}, step=1)
+        run.log({"big": 2**63 - 1, "x": 1e308}, step=2)
+        run.finish()
+    vals = [e.event.values for e in _events(ledger_path) if e.event.TYPE == "metrics_recorded"]
+    assert struct.pack("<d", vals[0]["a"]) == struct.pack("<d", math.nan)
+    assert vals[1] == {"up": math.inf, "down": -math.inf}
+    assert vals[2] == {"big": 2**63 - 1, "x": 1e308}
+
+
+def test_a_runs_lease_rides_with_its_start_and_goes_with_its_finish(ledger_path):
+    """Leases cost no commit of their own: written in the transaction that commits the
+    run's start, deleted in the one that commits its finish."""
+    from ledger.plan import lease_key
+
+    with Recorder(ledger_path, study="sw", batch_size=1000, interval=0) as rec:
+        case = rec.case("c")
+        rec.flush()
+        writes: list[int] = []
+        real = rec.ledger._env.write
+
+        def counting(body, **kw):
+            writes.append(1)
+            return real(body, **kw)
+
+        rec.ledger._env.write = counting
+        run = case.run()
+        assert rec.ledger.aux_get("leases", lease_key("sw", run.id)) is None  # not yet
+        run.log({"x": 1.0}, step=0)
+        rec.flush()
+        head = rec.ledger.head.seq
+        assert rec.ledger.aux_get("leases", lease_key("sw", run.id)) is not None
+        run.finish()
+        assert rec.ledger.aux_get("leases", lease_key("sw", run.id)) is None
+        assert rec.ledger.head.seq == head + 1
+        assert len(writes) == 2  # the start with its first values, then the finish
