@@ -26,7 +26,11 @@ Layout 1 is layout 2 without the columns; both are read.
 from __future__ import annotations
 
 import struct
-from hashlib import blake2b
+
+try:  # the same type hashlib exports, without loading OpenSSL at start-up
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without CPython's _blake2
+    from hashlib import blake2b
 
 import msgspec
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+try:  # the same type hashlib exports, without loading OpenSSL at start-up
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without CPython's _blake2
+    from hashlib import blake2b
 
 import msgspec
 

@@ -26,7 +26,6 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -208,6 +207,8 @@ class RunHandle:
         elif isinstance(exc, KeyboardInterrupt):
             self.finish("cancelled", error="KeyboardInterrupt")
         else:
+            import traceback  # only a failing run needs it (start-up cost otherwise)
+
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             self.finish("failed", error=text[:4000])
 

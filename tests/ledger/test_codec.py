@@ -122,3 +122,27 @@ def test_parse_ts_refuses_naive_times():
 def test_format_ts_is_utc_with_micros_and_z(monkeypatch):
     monkeypatch.setenv("TZ", "Asia/Tokyo")
     assert format_ts(1769857200_500000) == "2026-01-31T11:00:00.500000Z"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"a": -math.nan, "b": 1.0},  # a negative NaN straight from Python
+        {"up": math.inf, "down": -math.inf},  # sums to NaN without holding one
+        {"big": 2**63 - 1, "x": 1e308, "y": 1e308},  # the sum overflows to inf
+    ],
+)
+def test_dict_input_keeps_values_and_one_canonical_nan(values):
+    import struct
+
+    from ledger.codec import encode_canonical, event_from_obj
+
+    ev = event_from_obj({"type": "metrics_recorded", "study": "s", "run": "r", "values": values})
+    for name, v in values.items():
+        got = ev.values[name]
+        if v != v:
+            assert struct.pack("<d", got) == struct.pack("<d", math.nan)
+        else:
+            assert got == v and type(got) is type(v)
+    again = event_from_obj({"type": "metrics_recorded", "study": "s", "run": "r", "values": values})
+    assert encode_canonical(again) == encode_canonical(ev)
