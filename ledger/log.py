@@ -358,10 +358,15 @@ class Ledger:
         fast_encode = _canonical.encode
         new_tuple = tuple.__new__  # a named tuple's own __new__ is a Python function
         for i, raw in enumerate(events):
+            if type(raw) is dict:
+                try:
+                    raw = event_from_obj(raw)  # a strict struct: checked as it was made
+                except EventError as exc:
+                    raise exc.located(where_of(i)) from None
             if type(raw) is fast and raw.id is None and raw.ts is None:
                 # The bulk of every batch: a metrics struct already checked by its maker
-                # (the Recorder, an importer) with no client id or time. Only what the
-                # general path below would do for it, inline.
+                # (the codec, the Recorder, an importer) with no client id or time. Only
+                # what the general path below would do for it, inline.
                 content = fast_encode(raw)
                 if len(content) <= MAX_EVENT_BYTES:
                     if raw.study not in seen or raw.run not in seen:
