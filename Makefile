@@ -23,8 +23,10 @@ demo: $(STAMP)
 	rm -rf demo.ledger demo-export
 	$(BIN)/ledger --ledger demo.ledger demo --out demo-export
 
+# Two pytest-xdist workers (TEST_WORKERS=0 runs serially); tests/conftest.py starts the
+# slow modules first so they overlap with the rest.
 test: $(PEERS) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $${TEST_WORKERS:-2} --dist worksteal
 	$(MAKE) bench-smoke
 
 lint: $(STAMP)

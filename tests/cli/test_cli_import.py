@@ -225,18 +225,12 @@ T0 = 1_700_000_000_000
 
 
 @pytest.fixture(scope="module")
-def mlflow_store(tmp_path_factory):
-    pytest.importorskip("mlflow")
-    pytest.importorskip("sqlalchemy")
-    pytest.importorskip("alembic")
-    import logging
-
+def mlflow_store(tmp_path_factory, new_mlflow_store):
+    """Runs logged by MLflow into a copy of the session's migrated empty store."""
     from mlflow import MlflowClient
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     path = tmp_path_factory.mktemp("mlflow") / "mlruns.db"
-    uri = f"sqlite:///{path}"
+    uri = new_mlflow_store(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         c = MlflowClient(uri)

@@ -63,8 +63,8 @@ def study_batches(draw):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(study_batches(), st.integers(0, 10))
-def test_random_batches_keep_every_invariant(batches, bad_at):
-    with tempfile.TemporaryDirectory() as tmp, Ledger(tmp + "/l") as ledger:
+def test_random_batches_keep_every_invariant(fast_base, batches, bad_at):
+    with tempfile.TemporaryDirectory(dir=fast_base) as tmp, Ledger(tmp + "/l") as ledger:
         total = 0
         for i, batch in enumerate(batches):
             if i == bad_at:

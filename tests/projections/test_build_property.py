@@ -149,9 +149,9 @@ def interpret(ops: list[tuple[int, int, int, Any]]) -> list[dict[str, Any]]:
     marks=st.lists(st.integers(0, 200), max_size=3),
     k=st.integers(0, 200),
 )
-def test_build_from_checkpoints_equals_a_fold_from_scratch(ops, cuts, marks, k) -> None:
+def test_build_from_checkpoints_equals_a_fold_from_scratch(fast_base, ops, cuts, marks, k) -> None:
     events = interpret(ops)
-    folder = tempfile.mkdtemp(prefix="prop-")
+    folder = tempfile.mkdtemp(prefix="prop-", dir=fast_base)
     try:
         with Ledger(folder + "/l") as led:
             bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})

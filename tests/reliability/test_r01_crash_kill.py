@@ -169,6 +169,8 @@ def test_r1_crash_kill(tmp_path, seed):
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
+    for error in errors:  # whole, in the captured output (the assertion shortens them)
+        print(error)
     assert not errors, errors
     assert stats["kills"] == kills
     figures = check_crash_stream(path, acks, seed)

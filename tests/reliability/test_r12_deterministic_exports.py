@@ -79,24 +79,29 @@ def test_r12_exports_are_byte_identical(tmp_path, seed):
     )
     proc = script(
         "rel_study_writer.py", clean, tmp_path / "acks-clean", 1, BATCHES, stdout=subprocess.DEVNULL
-    )
+    )  # writes its own ledger while the other one is killed and resumed
+    try:
+        kills = _killed_and_resumed(crashed, str(tmp_path / "acks-crashed"), seed)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     assert proc.wait(timeout=120) == 0
-    kills = _killed_and_resumed(crashed, str(tmp_path / "acks-crashed"), seed)
-    log = subprocess.run(
+    log = subprocess.Popen(  # log --json | append -, both started at once
         [sys.executable, "-m", "cli.main", "--ledger", crashed, "log", "--json"],
         cwd=ROOT,
-        capture_output=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    subprocess.run(
-        [sys.executable, "-m", "cli.main", "--ledger", replica, "append", "-"],
-        cwd=ROOT,
-        input=log,
-        capture_output=True,
-        check=True,
-        timeout=120,
+        stdout=subprocess.PIPE,
     )
+    with log:
+        subprocess.run(
+            [sys.executable, "-m", "cli.main", "--ledger", replica, "append", "-"],
+            cwd=ROOT,
+            stdin=log.stdout,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+    assert log.wait(timeout=120) == 0
     heads = []
     for path in (clean, crashed, replica):
         with Ledger(path, create=False, readonly=True) as ledger:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -9,25 +10,24 @@ import pytest
 from ledger.codec import event_from_obj
 from ledger.importers.common import ImportSourceError, utc_from_millis
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-pytest.importorskip("mlflow")
-pytest.importorskip("sqlalchemy")
-pytest.importorskip("alembic")
+# Looked up, not imported: importing MLflow takes over a second, which collection would
+# pay in every process (pytest-xdist workers included) even when no test here runs.
+MISSING = [m for m in ("mlflow", "sqlalchemy", "alembic") if importlib.util.find_spec(m) is None]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}"),
+]
 
 T0 = 1_700_000_000_000  # ms
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One SQLite tracking store (creating it costs seconds, so once per module)."""
-    import logging
-
+def store(tmp_path_factory, new_mlflow_store):
+    """One SQLite tracking store (a copy of the session's migrated template)."""
     from mlflow import MlflowClient
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     path = tmp_path_factory.mktemp("mlflow") / "mlruns.db"
-    uri = f"sqlite:///{path}"
+    uri = new_mlflow_store(path)
     c = MlflowClient(uri)
     exp = c.create_experiment("sweep", artifact_location=str(path.parent / "art"))
     parent = c.create_run(exp, run_name="parent", start_time=T0)
