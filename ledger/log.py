@@ -123,6 +123,8 @@ class _Batch(NamedTuple):
     redacted: list[str]
     where_of: Any
     all_metrics: bool
+    now: int  # the append time, for events without a client ts
+    columns: list[bytes]  # each block's metric columns, if nothing turns out a duplicate
 
 
 def _first(item: tuple[bytes, bytes]) -> bytes:
@@ -139,6 +141,19 @@ def _validate_content(content: bytes, tag: str) -> None:
         _validate.decode(content)
     except msgspec.ValidationError as exc:
         raise LedgerDecodeError(_msg(exc), event_type=tag, field=_path(exc)) from None
+
+
+def _block_columns(part: list[_Prepared], now: int, all_metrics: bool) -> bytes:
+    """The metric columns of a block holding ``part``, as ``_commit_bulk`` stores it."""
+    if all_metrics:
+        events = [p.event for p in part]
+        return encode_columns(
+            range(len(part)), [now if p.ts is None else p.ts for p in part], events
+        )
+    pos = [i for i, p in enumerate(part) if p.event.TYPE == "metrics_recorded"]
+    return encode_columns(
+        pos, [now if part[i].ts is None else part[i].ts for i in pos], [part[i].event for i in pos]
+    )
 
 
 def _columns_of(envs: list[Any]) -> bytes:
@@ -444,7 +459,15 @@ class Ledger:
                     )
             except EventError as exc:
                 raise exc.located(where_of(i)) from None
-        return _Batch(out, redacted, where_of, all_metrics and bool(out))
+        # Everything that does not depend on the head is done here, before the write
+        # lock: with several writers, one's column encoding overlaps another's commit.
+        now = time.time_ns() // 1000
+        all_metrics = all_metrics and bool(out)
+        columns = [
+            _block_columns(out[start : start + BLOCK_MAX_EVENTS], now, all_metrics)
+            for start in range(0, len(out), BLOCK_MAX_EVENTS)
+        ]
+        return _Batch(out, redacted, where_of, all_metrics, now, columns)
 
     @staticmethod
     def _check_nested(ev: Any, redact: bool, redacted: list[str], where: str) -> Any:
@@ -506,7 +529,7 @@ class Ledger:
             raise _Careful
         state = RefState(lambda k: txn.get(k, db=refs_db))
         runs = state.runs
-        now = time.time_ns() // 1000
+        now = batch.now
         now_enc = _encode_head(now)
         if not careful:
             return self._commit_bulk(txn, batch, head_seq, head_hash, state, now)
@@ -669,19 +692,8 @@ class Ledger:
         for start in range(0, n, BLOCK_MAX_EVENTS):
             end = min(n, start + BLOCK_MAX_EVENTS)
             first = seq_key(head_seq + 1 + start)
-            part = prepared[start:end]
-            events = [p.event for p in part]
-            if batch.all_metrics:
-                columns = encode_columns(
-                    range(len(part)), [now if p.ts is None else p.ts for p in part], events
-                )
-            else:
-                pos = [i for i, e in enumerate(events) if e.TYPE == "metrics_recorded"]
-                columns = encode_columns(
-                    pos,
-                    [now if part[i].ts is None else part[i].ts for i in pos],
-                    [events[i] for i in pos],
-                )
+            events = [p.event for p in prepared[start:end]]
+            columns = batch.columns[start // BLOCK_MAX_EVENTS]
             _lmdb.put_checked(
                 txn,
                 first,
