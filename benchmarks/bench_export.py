@@ -8,7 +8,8 @@ each format. Each group puts, in one run:
   their defaults, writing the same rows (cases, runs, metrics; text as plain strings)
   from tables already in memory;
 - ``write-stage``: our tables and writers from already-collected records (tables +
-  deterministic, neutralising writers + fsync + manifest): the same rows, written;
+  deterministic, neutralising writers hashing each file as they write it + fsync +
+  manifest): the same rows, written;
 - ``export``: ``export_study`` end to end — reading the study from the ledger and
   folding it (the projections; ``export-load`` times that alone), selecting the values
   in force in export order (``collect``, also in ``export-load``), then the write stage.
@@ -177,7 +178,10 @@ def records(view):
 
 def _write_stage(rec, out: Path, fmt: str) -> None:
     """What export_study does after ``collect``: tables, writers, manifest."""
+    from projections.export.csv_writer import write_csv
+    from projections.export.hashing_sink import write_hashed
     from projections.export.manifest import build_manifest
+    from projections.export.parquet_writer import write_parquet
     from projections.export.snapshot import write_snapshot
     from projections.export.tables import (
         cases_table,
@@ -185,13 +189,19 @@ def _write_stage(rec, out: Path, fmt: str) -> None:
         metrics_table,
         runs_table,
     )
-    from projections.export.writers import write_csv, write_parquet
 
     tables = {"cases": cases_table(rec), "runs": runs_table(rec), "metrics": metrics_table(rec)}
+    # As export_study does: each file hashed while it is written, none read back.
     if fmt == "csv":
-        files = {f"{n}.csv": lambda p, t=t: write_csv(csv_ready(t), p) for n, t in tables.items()}
+        files = {
+            f"{n}.csv": lambda p, t=t: write_hashed(p, lambda s: write_csv(csv_ready(t), s))
+            for n, t in tables.items()
+        }
     else:
-        files = {f"{n}.parquet": lambda p, t=t: write_parquet(t, p) for n, t in tables.items()}
+        files = {
+            f"{n}.parquet": lambda p, t=t: write_hashed(p, lambda s: write_parquet(t, s))
+            for n, t in tables.items()
+        }
     write_snapshot(
         out,
         "big",

@@ -5,6 +5,10 @@ with their defaults) and our deterministic, neutralising writer in one run, over
 1,000,000 rows (study, case, run, stage, metric, step, value) from a seeded generator.
 ``BENCH_SMOKE=1`` uses 1,000 rows. Target (issue 4): within 1.5x of plain pyarrow.
 
+The ``*-hash`` groups compare the two ways of getting the manifest's SHA-256: writing
+the file and reading it back (``file_info``, what snapshots did before), and hashing
+the bytes on their way to the file (``write_hashed``, what they do now).
+
     .venv/bin/python -m pytest benchmarks/bench_export_writers.py --benchmark-only \
         --benchmark-group-by=group -o addopts=""
 """
@@ -24,7 +28,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from projections.export.writers import format_floats, write_csv, write_parquet
+from projections.export.csv_writer import write_csv
+from projections.export.float_text import format_floats
+from projections.export.hashing_sink import write_hashed
+from projections.export.manifest import file_info
+from projections.export.parquet_writer import write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 1_000 if os.environ.get("BENCH_SMOKE") == "1" else 1_000_000
@@ -102,6 +110,33 @@ def test_parquet_write_parquet(benchmark, table, tmp_path):
     benchmark.extra_info["rows"] = table.num_rows
 
 
+def _then_reread(write, path):
+    rows = write(path)
+    return file_info(path, rows)
+
+
+@pytest.mark.benchmark(group="csv-hash")
+def test_csv_write_then_reread(benchmark, table, tmp_path):
+    benchmark(_then_reread, lambda p: write_csv(table, p), tmp_path / "reread.csv")
+
+
+@pytest.mark.benchmark(group="csv-hash")
+def test_csv_hashed_while_written(benchmark, table, tmp_path):
+    benchmark(write_hashed, tmp_path / "hashed.csv", lambda s: write_csv(table, s))
+
+
+@pytest.mark.benchmark(group="parquet-hash")
+def test_parquet_write_then_reread(benchmark, table, tmp_path):
+    write = lambda p: write_parquet(table, p, schema=METRICS_SCHEMA)  # noqa: E731
+    benchmark(_then_reread, write, tmp_path / "reread.parquet")
+
+
+@pytest.mark.benchmark(group="parquet-hash")
+def test_parquet_hashed_while_written(benchmark, table, tmp_path):
+    write = lambda s: write_parquet(table, s, schema=METRICS_SCHEMA)  # noqa: E731
+    benchmark(write_hashed, tmp_path / "hashed.parquet", write)
+
+
 @pytest.mark.benchmark(group="format-floats")
 def test_floats_arrow_cast(benchmark, table):
     value = table.column("value").combine_chunks()
@@ -121,7 +156,8 @@ PEAK_MEMORY = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     import pyarrow as pa, pyarrow.csv as pacsv, pyarrow.parquet as pq
     from bench_export_writers import METRICS_SCHEMA
-    from projections.export.writers import write_csv, write_parquet
+    from projections.export.csv_writer import write_csv
+    from projections.export.parquet_writer import write_parquet
     table = pa.ipc.open_file(pa.memory_map(sys.argv[4])).read_all()  # zero-copy: no pool use
     pool = pa.default_memory_pool()
     before = pool.max_memory()

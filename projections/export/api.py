@@ -276,6 +276,10 @@ def _export_one(
     extra_redact: Sequence[str],
     steps: _Steps,
 ) -> ExportManifest:
+    from projections.export.csv_writer import write_csv
+    from projections.export.hashing_sink import write_hashed
+    from projections.export.json_writer import write_json
+    from projections.export.parquet_writer import write_parquet
     from projections.export.report import write_report
     from projections.export.study_json import study_document
     from projections.export.tables import (
@@ -287,7 +291,6 @@ def _export_one(
         metrics_table,
         runs_table,
     )
-    from projections.export.writers import write_csv, write_json, write_parquet
 
     steps(f"{study}: reading")
     view = _load(ledger, study, limit)
@@ -306,28 +309,34 @@ def _export_one(
     _check_folder(out, folder, study)
     meta = {"head_hash": head_hash}
 
-    def step(label: str, write: Callable[[Path], int | None]) -> Callable[[Path], int | None]:
-        def run(path: Path) -> int | None:
+    def step(label: str, write: Callable[[Path], Any]) -> Callable[[Path], Any]:
+        def run(path: Path) -> Any:
             steps(f"{study}: {label}")
             return write(path)
 
         return run
 
-    files: dict[str, Callable[[Path], int | None]] = {}
+    # JSON, CSV and Parquet are hashed while they are written (write_hashed), so the
+    # manifest does not read them back; the workbook is hashed from disk.
+    files: dict[str, Callable[[Path], Any]] = {}
     if "json" in fmts:
         files["study.json"] = step(
             "study.json",
-            lambda p: write_json(study_document(rec, head_hash=head_hash), p),
+            lambda p: write_hashed(
+                p, lambda sink: write_json(study_document(rec, head_hash=head_hash), sink)
+            ),
         )
     for fmt in ("csv", "parquet"):
         if fmt not in fmts:
             continue
         for name, table in tables.items():
             if fmt == "csv":
-                writer = (lambda t: lambda p: write_csv(csv_ready(t), p))(table)
+                writer = (lambda t: lambda sink: write_csv(csv_ready(t), sink))(table)
             else:
-                writer = (lambda t: lambda p: write_parquet(t, p))(table)
-            files[f"{name}.{fmt}"] = step(f"{name}.{fmt}", writer)
+                writer = (lambda t: lambda sink: write_parquet(t, sink))(table)
+            files[f"{name}.{fmt}"] = step(
+                f"{name}.{fmt}", lambda p, writer=writer: write_hashed(p, writer)
+            )
     if "xlsx" in fmts:
         files["report.xlsx"] = step(
             "report.xlsx",

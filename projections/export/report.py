@@ -17,7 +17,7 @@ Sheets, in order:
 Scores are the first objective's aggregate (the study's ranking policy). A study with
 no objectives gets the sheets without scores, formatting or chart. The sheets are small
 (one row per case, run or stage), so building them row by row is fine; the writer
-(:func:`~projections.export.writers.write_xlsx`) pins every byte.
+(:func:`~projections.export.xlsx_writer.write_xlsx`) pins every byte.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from projections.export.tables import ExportRecords
-from projections.export.writers import XlsxSpec, write_xlsx
+from projections.export.xlsx_writer import XlsxSpec, write_xlsx
 
 if TYPE_CHECKING:
     import os

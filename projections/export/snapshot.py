@@ -1,8 +1,9 @@
 """Write a snapshot folder so that it is complete or absent, never half-written.
 
 Every file is written into a fresh temporary sibling (``<name>.tmp-<random>``) inside
-the output folder, fsynced, hashed and listed in the manifest; only then does the new
-folder take the final name. An existing snapshot is swapped out with Linux's atomic
+the output folder, hashed (while it is written, where the writer allows), fsynced and
+listed in the manifest; only then does the new folder take the final name. An existing
+snapshot is swapped out with Linux's atomic
 ``renameat2(RENAME_EXCHANGE)`` where available (readers never see the name missing),
 otherwise by renaming it aside, renaming the new one in and deleting the old one. A
 crash at any point leaves the old snapshot or the new one under the final name, plus
@@ -22,16 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from projections.export.csv_writer import write_csv
+from projections.export.hashing_sink import HashingFile, write_hashed
+from projections.export.json_writer import write_json
 from projections.export.manifest import MANIFEST_NAME, FileInfo, file_info
+from projections.export.parquet_writer import write_parquet
 from projections.export.safety import ExportError, UnsafePathError, confine, safe_name
-from projections.export.writers import write_csv, write_json, write_parquet
 
 __all__ = ["FileSource", "Snapshot", "write_snapshot"]
 
 #: How a file's content is given: a callable that writes the path it is handed (and
-#: may return its row count), an Arrow table (``.csv`` or ``.parquet`` by the name's
+#: may return its row count, or the :class:`FileInfo` of what it wrote, as
+#: :func:`~projections.export.hashing_sink.write_hashed` gives, which spares reading
+#: the file back to hash it), an Arrow table (``.csv`` or ``.parquet`` by the name's
 #: extension), bytes, or a JSON-able mapping/list for a ``.json`` name.
-FileSource = Union[Callable[[Path], Union[int, None]], Any]
+FileSource = Union[Callable[[Path], Union[FileInfo, int, None]], Any]
 
 
 @dataclass(frozen=True)
@@ -83,14 +89,14 @@ def write_snapshot(
         infos: dict[str, FileInfo] = {}
         for name in names:
             path = confine(tmp, name)
-            rows = _write_source(files[name], path)
+            written = _write_source(files[name], path)
             _fsync_file(path)
-            infos[name] = file_info(path, rows)
+            infos[name] = _file_info(path, written)
         if manifest is not None:
             path = tmp / MANIFEST_NAME
-            write_json(dict(manifest(dict(infos))), path)
+            doc = dict(manifest(dict(infos)))
+            infos[MANIFEST_NAME] = write_hashed(path, lambda sink: write_json(doc, sink))
             _fsync_file(path)
-            infos[MANIFEST_NAME] = file_info(path)
         _fsync_dir(tmp)
         _check_target(base / folder_name, replace)  # again: time passed while writing
         _swap_in(base, tmp, folder_name)
@@ -141,29 +147,50 @@ def _make_temp_dir(base: Path, folder_name: str) -> Path:
     raise ExportError(f"cannot create a temporary folder in {os.fspath(base)}")
 
 
-def _write_source(source: Any, path: Path) -> int | None:
+def _write_source(source: Any, path: Path) -> FileInfo | int | None:
+    """Write one file; return its FileInfo when it was hashed while written, else its
+    row count (or None) for :func:`_file_info` to hash it from disk."""
     import pyarrow as pa
 
     suffix = path.suffix.lower()
     if isinstance(source, (pa.Table, pa.RecordBatch)):
         table = pa.Table.from_batches([source]) if isinstance(source, pa.RecordBatch) else source
         if suffix == ".csv":
-            return write_csv(table, path)
+            return write_hashed(path, lambda sink: write_csv(table, sink))
         if suffix == ".parquet":
-            return write_parquet(table, path)
+            return write_hashed(path, lambda sink: write_parquet(table, sink))
         raise ExportError(f"{path.name}: an Arrow table needs a .csv or .parquet name")
     if isinstance(source, (bytes, bytearray, memoryview)):
-        path.write_bytes(bytes(source))
-        return None
+        data = bytes(source)
+
+        def put(sink: HashingFile) -> None:
+            sink.write(data)
+
+        return write_hashed(path, put)
     if isinstance(source, (Mapping, list)) and suffix == ".json":
-        write_json(source, path)
-        return None
+        return write_hashed(path, lambda sink: write_json(source, sink))
     if callable(source):
         rows = source(path)
         if not path.is_file() or path.is_symlink():
             raise ExportError(f"{path.name}: the writer did not create a regular file")
+        if isinstance(rows, FileInfo):
+            return rows
         return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
     raise ExportError(f"{path.name}: cannot write a {type(source).__name__}")
+
+
+def _file_info(path: Path, written: FileInfo | int | None) -> FileInfo:
+    """The hash taken while writing, or the file read back and hashed.
+
+    A writer's own FileInfo is trusted only while the file still has the size it
+    counted; a callable that changed the file after hashing it gets it hashed from disk,
+    so the manifest always describes the bytes that are there.
+    """
+    if isinstance(written, FileInfo):
+        if os.stat(path).st_size == written.bytes:
+            return written
+        return file_info(path, written.rows)
+    return file_info(path, written)
 
 
 def _fsync_file(path: Path) -> None:

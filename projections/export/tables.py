@@ -501,7 +501,7 @@ def _json_text(value: Any) -> str:
     """Compact canonical JSON (sorted keys, DESIGN §2 non-finite spellings)."""
     import msgspec
 
-    from projections.export.writers import to_jsonable
+    from projections.export.json_writer import to_jsonable
 
     return msgspec.json.encode(to_jsonable(value), order="sorted").decode()
 

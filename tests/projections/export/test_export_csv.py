@@ -184,7 +184,7 @@ def test_seeded_thousand_hostile_rows(tmp_path):
 
 def test_python_fallback_spells_the_same(monkeypatch):
     """If a future pyarrow changed its float layout, the exact slow path takes over."""
-    from projections.export import writers
+    from projections.export import float_text
 
     rng = np.random.default_rng(11)
     x = np.concatenate(
@@ -193,6 +193,6 @@ def test_python_fallback_spells_the_same(monkeypatch):
     f64 = pa.array(list(x) + [None], pa.float64())
     f32 = pa.array(x[:500].astype(np.float32))
     fast = [format_floats(f64).to_pylist(), format_floats(f32).to_pylist()]
-    assert writers._arrow_layout_is_known()
-    monkeypatch.setattr(writers, "_arrow_layout_is_known", lambda: False)
+    assert float_text._arrow_layout_is_known()
+    monkeypatch.setattr(float_text, "_arrow_layout_is_known", lambda: False)
     assert [format_floats(f64).to_pylist(), format_floats(f32).to_pylist()] == fast
