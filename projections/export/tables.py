@@ -607,13 +607,14 @@ def ledger_event_times(ledger: Ledger, study: str, as_of: int) -> tuple[np.ndarr
     """(seq, ts) of a study's ``metrics_recorded`` events up to ``as_of``, in seq order.
 
     An adapter: the metrics projection keeps each value's seq but not its time, which
-    ``--where ts...`` needs. One read of the study's events, two int64 per event.
+    ``--where ts...`` needs. One read of the study's frames: the times are a column the
+    blocks store, so no metrics event is decoded.
     """
     seqs: list[np.ndarray] = []
     times: list[np.ndarray] = []
-    for batch in ledger.read_batches(0, as_of, study=study, types=["metrics_recorded"]):
-        seqs.append(np.fromiter((e.seq for e in batch), np.int64, len(batch)))
-        times.append(np.fromiter((e.ts for e in batch), np.int64, len(batch)))
+    for frame in ledger.read_frames(0, as_of, study=study):
+        seqs.append(frame.metrics.seq)
+        times.append(frame.metrics.ts)
     if not seqs:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(seqs), np.concatenate(times)
