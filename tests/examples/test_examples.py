@@ -90,6 +90,17 @@ def test_multiprocess_sweep(tmp_path):
     assert all(v == list(range(10)) for v in steps.values()) and len(steps) == 9
 
 
+def _head(path: str) -> int:
+    """The ledger's head seq as another process sees it (0 before it exists)."""
+    from ledger.errors import LedgerError
+
+    try:
+        with Ledger(path, create=False, readonly=True) as led:
+            return led.head.seq
+    except LedgerError:
+        return 0
+
+
 def _run_runner(path, *extra, timeout=60):
     return subprocess.run(
         [sys.executable, str(EXAMPLES / "runner.py"), "--ledger", path, *extra],
@@ -131,10 +142,17 @@ def test_runner_survives_sigkill_at_random_points(tmp_path):
     ]
     killed = 0
     for _ in range(kills):
+        before = _head(path)
         proc = subprocess.Popen(
             args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.2, 0.9))
+        # The random moment counts from the runner's first commit, not from its launch:
+        # on a loaded machine start-up alone can outlast a fixed window, and every kill
+        # would then land before any run began (the test would prove nothing).
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and _head(path) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.7))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
