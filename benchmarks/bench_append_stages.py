@@ -62,7 +62,6 @@ def measure(n_events: int, rounds: int) -> dict[str, Any]:
     seq8s = [s.to_bytes(8, "big") for s in range(1, n + 1)]
     stored = [b"\x94\xcf" + s8 + b"\xd9\x20" + d.hex().encode() + b"\xcf" + bytes(8) + c
               for s8, d, c in zip(seq8s, digests, contents)]  # fmt: skip
-    metrics = [(i, e) for i, e in enumerate(structs) if e.TYPE == "metrics_recorded"]
 
     def chain() -> None:
         h = bytes(32)
@@ -76,9 +75,10 @@ def measure(n_events: int, rounds: int) -> dict[str, Any]:
                 check_names(e, seen)
 
     def columns() -> None:
-        for start in range(0, len(metrics), BLOCK_MAX_EVENTS):
-            part = metrics[start : start + BLOCK_MAX_EVENTS]
-            encode_columns([i for i, _ in part], [0] * len(part), [e for _, e in part])
+        for start in range(0, n, BLOCK_MAX_EVENTS):
+            block = structs[start : start + BLOCK_MAX_EVENTS]
+            pos = [i for i, e in enumerate(block) if e.TYPE == "metrics_recorded"]
+            encode_columns(pos, [0] * len(pos), [block[i] for i in pos])
 
     def blocks() -> None:
         for start in range(0, n, BLOCK_MAX_EVENTS):
