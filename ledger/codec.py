@@ -219,6 +219,34 @@ def _msg(exc: Exception) -> str:
     return text
 
 
+def events_from_objs(objs: list[Any]) -> list[Event] | None:
+    """Every wire dict of ``objs`` as a strict event in one msgspec call, or None when
+    msgspec refuses any of them (the caller then converts one by one, which names the
+    culprit and handles the "NaN" spellings and stray ``seq``/``hash`` fields).
+
+    One call for a batch instead of one per event: about half the conversion time of a
+    batch of metrics dicts."""
+    try:
+        events = msgspec.convert(objs, _input_list(), strict=True)
+    except (msgspec.ValidationError, RecursionError):
+        return None
+    metrics = _metrics_class()
+    replace = msgspec.structs.replace
+    for i, ev in enumerate(events):
+        if type(ev) is metrics:
+            try:
+                total = sum(ev.values.values())
+            except OverflowError:
+                total = math.nan
+            if total != total and canonical_values(ev.values) is not ev.values:
+                events[i] = replace(ev, values=canonical_values(ev.values))
+    return events
+
+
+def _input_list() -> Any:
+    return list[InputEvent]  # type: ignore[valid-type]
+
+
 def event_from_obj(obj: Any) -> Event:
     """A wire-form dict (already parsed) as a strict event. Raises ``LedgerDecodeError``."""
     if type(obj) is dict and obj.get("type") == "metrics_recorded":

@@ -36,6 +36,7 @@ from .codec import (
     decode_json_lines,
     encode_canonical,
     event_from_obj,
+    events_from_objs,
     non_json_value,
     parse_ts,
 )
@@ -385,6 +386,10 @@ class Ledger:
         redact: bool,
         wheres: Sequence[str] | None,
     ) -> _Batch:
+        if type(events) is not list:
+            events = list(events)
+        if events and all(type(e) is dict for e in events):
+            events = events_from_objs(events) or events
         out: list[_Prepared] = []
         redacted: list[str] = []
         seen: set[str] = set()

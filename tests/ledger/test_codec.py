@@ -146,3 +146,35 @@ def test_dict_input_keeps_values_and_one_canonical_nan(values):
             assert got == v and type(got) is type(v)
     again = event_from_obj({"type": "metrics_recorded", "study": "s", "run": "r", "values": values})
     assert encode_canonical(again) == encode_canonical(ev)
+
+
+def test_a_batch_of_dicts_converts_like_one_dict_at_a_time(ledger):
+    """``events_from_objs`` (one msgspec call for a whole batch) gives the very events
+    ``event_from_obj`` gives one by one; any refusal falls back to the per-event path,
+    which names the event."""
+    from ledger.codec import encode_canonical, event_from_obj, events_from_objs
+
+    batch = [
+        {"type": "study_created", "study": "s", "config": {"lr": 0.1}},
+        {"type": "case_created", "study": "s", "case": "c"},
+        {"type": "run_started", "study": "s", "case": "c", "run": "r"},
+        {"type": "metrics_recorded", "study": "s", "run": "r", "values": {"a": -math.nan}},
+        {"type": "metrics_recorded", "study": "s", "run": "r", "step": 2, "values": {"b": 1}},
+    ]
+    together = events_from_objs(batch)
+    assert [encode_canonical(e) for e in together] == [
+        encode_canonical(event_from_obj(d)) for d in batch
+    ]
+    assert events_from_objs([*batch, {"type": "metrics_recorded", "values": {"x": "NaN"}}]) is None
+    bad = [
+        *batch[:4],
+        {"type": "metrics_recorded", "study": "s", "run": "r", "values": {"x": True}},
+    ]
+    with pytest.raises(LedgerDecodeError, match=r"event 5 of the batch.*values"):
+        ledger.append(bad)
+    assert ledger.head.seq == 0
+    spelled = [
+        *batch[:3],
+        {"type": "metrics_recorded", "study": "s", "run": "r", "values": {"x": "NaN"}},
+    ]
+    assert ledger.append(spelled).appended == 4
