@@ -58,7 +58,7 @@ from .rules import DUPLICATE, RefState, check_event, check_names, h16
 if TYPE_CHECKING:
     from .frames import Frame
 
-__all__ = ["FORMAT_VERSION", "AppendResult", "Head", "Ledger", "VerifyReport"]
+__all__ = ["FORMAT_VERSION", "AppendResult", "Head", "Ledger", "VerifyReport", "quiet_gc"]
 
 FORMAT_VERSION = 2
 """2: blocks carry their metrics events as columns too (``ledger.columns``). Format 1
@@ -131,12 +131,13 @@ class _Batch(NamedTuple):
 
 
 @contextmanager
-def _quiet_gc() -> Iterator[None]:
-    """An append allocates a few container objects per event (tuples, value dicts) and
-    frees them all; the cyclic collector, triggered by those allocations, would walk
-    every object the caller holds — its whole batch of events — again and again (a
-    third of an append's time at 100k events). Refcounting frees what an append makes;
-    the collector runs again when it is re-enabled."""
+def quiet_gc() -> Iterator[None]:
+    """The cyclic collector paused around work that allocates and frees millions of
+    short-lived containers: an append (a tuple and a value dict per event) and a fold.
+    Triggered by those allocations, the collector would walk every object the caller
+    holds — its whole batch of events — again and again (it cost an append 8% at 100k
+    events held, and doubled a fold). Refcounting frees what they make; the collector
+    resumes when re-enabled (a caller that disabled it keeps it disabled)."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -326,7 +327,7 @@ class Ledger:
         """
         if self.readonly:
             raise StorageError(f"{self.path} is open read-only")
-        with _quiet_gc():
+        with quiet_gc():
             return self._append(events, source, redact, expected_head, wheres, aux)
 
     def _append(

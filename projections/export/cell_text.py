@@ -11,7 +11,7 @@ from projections.export.safety import ExportError, neutralise_array
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["format_column"]
+__all__ = ["format_column", "is_plain_text"]
 
 
 def format_column(arr: pa.Array, *, name: str = "?") -> pa.Array:
@@ -39,17 +39,25 @@ def format_column(arr: pa.Array, *, name: str = "?") -> pa.Array:
             arr = arr.cast(pa.timestamp(t.unit, "UTC"))
             return pc.strftime(arr, format="%Y-%m-%dT%H:%M:%SZ")
         return pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S")
-    if (
+    if is_plain_text(t):
+        return arr.cast(pa.string())
+    raise ExportError(
+        f"column {name!r} has type {t}, which CSV cannot hold; "
+        "flatten it or convert it to text before exporting"
+    )
+
+
+def is_plain_text(t: Any) -> bool:
+    """Types whose Arrow cast to string is already the cell's text (no float spelling,
+    no time zone, nothing a spreadsheet could read as a formula)."""
+    import pyarrow as pa
+
+    return (
         pa.types.is_integer(t)
         or pa.types.is_boolean(t)
         or pa.types.is_date(t)
         or pa.types.is_decimal(t)
         or pa.types.is_null(t)
-    ):
-        return arr.cast(pa.string())
-    raise ExportError(
-        f"column {name!r} has type {t}, which CSV cannot hold; "
-        "flatten it or convert it to text before exporting"
     )
 
 

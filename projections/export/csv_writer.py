@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from projections.export.cell_text import format_column
+from projections.export.cell_text import format_column, is_plain_text
 from projections.export.hashing_sink import Sink, pyarrow_sink
 from projections.export.safety import neutralise_cell
 
@@ -80,13 +80,6 @@ def _csv_column(arr: pa.Array, name: str) -> pa.Array:
 
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
-    t = arr.type
-    if (
-        pa.types.is_integer(t)
-        or pa.types.is_boolean(t)
-        or pa.types.is_date(t)
-        or pa.types.is_decimal(t)
-        or pa.types.is_null(t)
-    ):
+    if is_plain_text(arr.type):
         return arr
     return format_column(arr, name=name)
