@@ -48,7 +48,7 @@ from .events import (
 )
 from .log import Ledger
 from .plan import Plan, build_plan, close_interrupted_runs, lease_key
-from .summary import StudyState, fold_studies
+from .summary import StudyState, study_states
 
 __all__ = ["CaseHandle", "Recorder", "RunHandle"]
 
@@ -283,7 +283,7 @@ class Recorder:
     def _load_state(self) -> StudyState:
         if not self.ledger.has_study(self.study):
             return StudyState(study=self.study)
-        folded = fold_studies(self.ledger.read(study=self.study))
+        folded = study_states(self.ledger, study=self.study)
         return folded.get(self.study, StudyState(study=self.study))
 
     # -- context and lifecycle -------------------------------------------------------

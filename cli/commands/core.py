@@ -191,7 +191,7 @@ def status(ctx: click.Context, as_of: int | None, as_json: bool) -> None:
       ledger status --json
       ledger status --as-of 120
     """
-    from ledger.summary import fold_studies
+    from ledger.summary import study_states
 
     ledger = open_ledger(ctx)
     head = ledger.head
@@ -202,7 +202,7 @@ def status(ctx: click.Context, as_of: int | None, as_json: bool) -> None:
                 f"pick a seq from 0 to {head.seq}"
             )
         head = Head(as_of, ledger.hash_at(as_of))
-    folded = fold_studies(ledger.read(until=head.seq))
+    folded = study_states(ledger, until=head.seq)
     studies = [
         {
             "study": name,

@@ -30,10 +30,10 @@ def resume(ctx: click.Context, study: str, close_interrupted: bool, as_json: boo
       ledger resume --study sweep-1 --json
     """
     from ledger.plan import build_plan, close_interrupted_runs
-    from ledger.summary import fold_studies
+    from ledger.summary import study_states
 
     ledger = open_ledger(ctx, readonly=not close_interrupted)
-    state = fold_studies(ledger.read(study=study)).get(study)
+    state = study_states(ledger, study=study).get(study)
     from ledger.summary import StudyState
 
     plan = build_plan(ledger, study, state or StudyState(study=study))

@@ -236,3 +236,47 @@ def test_blocks_without_columns_are_read_by_decoding(ledger) -> None:
     assert rows_of(next(ledger.read_frames())) == want
     assert ledger.verify().ok
     assert seq_key(1) in _block_keys(ledger)
+
+
+finish_event = st.builds(
+    dict,
+    type=st.just("run_finished"),
+    study=st.sampled_from(["a", "b"]),
+    run=st.sampled_from(["r0", "r1", "r2"]),
+    status=st.sampled_from(["completed", "failed"]),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=st.lists(st.one_of(metric_event, metric_event, other_event, finish_event), max_size=60),
+    until=st.integers(0, 80),
+    study=st.sampled_from([None, "a", "b"]),
+)
+def test_study_states_from_frames_equal_the_fold_of_envelopes(
+    tmp_path_factory, events, until, study
+) -> None:
+    """``status``, ``resume`` and the Recorder read large logs as frames: the same
+    per-study counts, cases, runs, finals and last seqs as the fold of every event."""
+    import msgspec
+
+    from ledger import summary
+
+    path = tmp_path_factory.mktemp("states") / "s.ledger"
+    with Ledger(path) as led:
+        led.append(setup_events(["a", "b"], 3))
+        for j, ev in enumerate(events):
+            ev["id"] = f"e{j}"
+            try:
+                led.append([ev])  # events after a run's finish are refused: skip them
+            except Exception:
+                pass
+        want = summary.fold_studies(led.read(0, until, study=study))
+        got = summary.fold_frames(led.read_frames(0, until, study=study, chunk_events=7))
+        assert msgspec.to_builtins(got) == msgspec.to_builtins(want)
+        saved, summary.FRAMES_FROM = summary.FRAMES_FROM, 0
+        try:
+            states = summary.study_states(led, study=study, until=until)
+        finally:
+            summary.FRAMES_FROM = saved
+        assert msgspec.to_builtins(states) == msgspec.to_builtins(want)
