@@ -187,6 +187,14 @@ def _columns_of(envs: list[Any]) -> bytes:
     return encode_columns(pos, ts, events)
 
 
+def _stored_digest(key: bytes, value: Any) -> bytes:
+    """The content digest an id index entry vouches for. An entry is its event's seq
+    (8 bytes) and, when the id is not the content digest itself (a client's id), the
+    digest (16 more); a derived id's key is its digest, so its entry stores the seq
+    alone (format 2; format 1 stored the digest twice)."""
+    return bytes(value[8:24]) if len(value) >= 24 else key
+
+
 def id_key(event_id: str) -> bytes:
     """Index key of an id: derived ids (32 hex digits) are their own digest."""
     if len(event_id) == 32:
@@ -602,9 +610,10 @@ class Ledger:
             nxt = seq + 1
             seq8 = nxt.to_bytes(8, "big")
             ev = item.event
-            if not put(item.key, seq8 + item.digest, db=ids_db, overwrite=False):
+            value = seq8 if item.key == item.digest else seq8 + item.digest
+            if not put(item.key, value, db=ids_db, overwrite=False):
                 existing = get(item.key, db=ids_db)
-                if existing is not None and bytes(existing[8:24]) == item.digest:
+                if existing is not None and _stored_digest(item.key, existing) == item.digest:
                     duplicates += 1
                     continue
                 other = int.from_bytes(bytes(existing[:8]), "big") if existing else "?"
@@ -720,7 +729,9 @@ class Ledger:
         for s8, data in zip(seq8s, stored):
             h = blake2b(h + s8 + data, digest_size=32).digest()
             append(h)
-        id_items = [(p.key, s8 + p.digest) for p, s8 in zip(prepared, seq8s)]
+        id_items = [
+            (p.key, s8 if p.key == p.digest else s8 + p.digest) for p, s8 in zip(prepared, seq8s)
+        ]
         id_items.sort(key=_first)
         consumed, added = txn.cursor(dbs["ids"]).putmulti(id_items, overwrite=False)
         if added != consumed:

@@ -32,6 +32,10 @@ def to_format1(path: Path) -> int:
                 block = BlockView(int.from_bytes(key, "big"), raw)
                 assert block.version == 2
                 txn.put(key, MAGIC_V1 + raw[3 : block.data_end], db=events)
+            ids = led._dbs["ids"]
+            for key, value in [(bytes(k), bytes(v)) for k, v in txn.cursor(db=ids)]:
+                if len(value) == 8:  # format 1 kept the digest in every entry
+                    txn.put(key, value + key, db=ids)
             txn.put(b"format_version", b"1", db=meta)
             return len(blocks)
 
@@ -82,6 +86,26 @@ def test_a_format1_ledger_exports_the_same_bytes(pair, tmp_path) -> None:
     assert set(got_old["exports"]) == set(EXPORTS)
     assert got_old["exports"] == got_new["exports"]
     assert got_old["version_dependent"] == got_new["version_dependent"]
+
+
+def test_a_format1_id_index_still_deduplicates(pair, tmp_path) -> None:
+    """Format 1 id entries hold seq and digest (24 bytes); format 2 drops the digest when
+    the key is the digest. Re-sending the golden log to a format 1 ledger is still all
+    duplicates, and a changed event under an old id is still a conflict."""
+    _, old = pair
+    copy = tmp_path / "copy.ledger"
+    cli(old, "backup", str(tmp_path / "b"))
+    cli(old, "restore", str(tmp_path / "b"), str(copy))
+    with Ledger(copy, readonly=True) as led, led._env.read() as txn:
+        sizes = {len(v) for _, v in txn.cursor(db=led._dbs["ids"])}
+    assert sizes == {24}
+    head = json.loads(cli(copy, "verify", "--json").stdout)["head_seq"]
+    again = json.loads(cli(copy, "append", "--json", str(GOLDEN)).stdout)
+    assert again["appended"] == 0 and again["head_seq"] == head
+    first = json.loads(cli(copy, "log", "--json").stdout.splitlines()[0])
+    changed = {**first, "description": "changed"}
+    refused = cli(copy, "append", "-", input=json.dumps(changed).encode() + b"\n", ok=False)
+    assert refused.exit_code == 1 and "already in the log" in refused.stderr
 
 
 def test_an_append_makes_it_format2_and_keeps_the_old_blocks(pair) -> None:
