@@ -432,16 +432,39 @@ _DISK_ADVICE = (
 )
 
 
+def _disk_detail(exc: Exception, path: str) -> str:
+    """LMDB reports a short write as EIO ("Input/output error"), and a write that runs
+    out of space part-way is a short write: say so when the file system is nearly full,
+    so a full disk is not mistaken for a failing one."""
+    text = str(exc)
+    if "Input/output error" not in text and getattr(exc, "errno", None) != errno.EIO:
+        return text
+    try:
+        st = os.statvfs(path if os.path.isdir(path) else os.path.dirname(path) or ".")
+    except OSError:
+        return text
+    free = st.f_bavail * st.f_frsize
+    if free >= 1 << 20:
+        return text
+    return f"{text}: No space left on device (a short write; {free:,} bytes free)"
+
+
 def translate(exc: Exception, path: str) -> Exception:
     """One choke point from lmdb's errors to ours, with a message a user can act on."""
     code = getattr(exc, "errno", None)
     text = str(exc)
     if isinstance(exc, lmdb.MapFullError):
         return LedgerFull(f"{path} is full (map size reached); nothing of this batch was written")
-    if isinstance(exc, lmdb.DiskError) or code in _DISK_ERRNOS:
-        return LedgerWriteFailed(f"writing to {path} failed ({exc}): {_DISK_ADVICE}")
-    if any(s in text for s in ("No space left", "Input/output error", "File too large", "quota")):
-        return LedgerWriteFailed(f"writing to {path} failed ({exc}): {_DISK_ADVICE}")
+    if (
+        isinstance(exc, lmdb.DiskError)
+        or code in _DISK_ERRNOS
+        or any(
+            s in text for s in ("No space left", "Input/output error", "File too large", "quota")
+        )
+    ):
+        return LedgerWriteFailed(
+            f"writing to {path} failed ({_disk_detail(exc, path)}): {_DISK_ADVICE}"
+        )
     if isinstance(exc, lmdb.PanicError):
         return LedgerWriteFailed(
             f"{path}: a write failed half-way ({exc}); nothing of the batch was committed. "
