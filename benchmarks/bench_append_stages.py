@@ -33,8 +33,7 @@ from gen import study_events  # noqa: E402
 from ledger import Ledger  # noqa: E402
 from ledger.blocks import encode_block  # noqa: E402
 from ledger.codec import _canonical, event_from_obj  # noqa: E402
-from ledger.columns import encode_columns  # noqa: E402
-from ledger.log import BLOCK_MAX_EVENTS  # noqa: E402
+from ledger.log import BLOCK_MAX_EVENTS, block_columns  # noqa: E402
 from ledger.rules import check_names  # noqa: E402
 
 try:
@@ -77,8 +76,7 @@ def measure(n_events: int, rounds: int) -> dict[str, Any]:
     def columns() -> None:
         for start in range(0, n, BLOCK_MAX_EVENTS):
             block = structs[start : start + BLOCK_MAX_EVENTS]
-            pos = [i for i, e in enumerate(block) if e.TYPE == "metrics_recorded"]
-            encode_columns(pos, [0] * len(pos), [block[i] for i in pos])
+            block_columns(block, [0] * len(block))
 
     def blocks() -> None:
         for start in range(0, n, BLOCK_MAX_EVENTS):
@@ -149,6 +147,21 @@ def render(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def test_append_stages(benchmark) -> None:
+    """``make bench``: the profile at 100,000 events (``make bench-smoke``: 2,000), the
+    stages in ``extra_info``; the whole append is what the benchmark times."""
+    from conftest import SMOKE
+
+    n = 2_000 if SMOKE else 100_000
+    res = benchmark.pedantic(measure, args=(n, 1), rounds=1, iterations=1)
+    assert res["events"] == n and len(res["stages"]) == 8
+    assert all(r["us_per_event"] > 0 for r in res["stages"]) and res["append_us_per_event"] > 0
+    benchmark.extra_info.update(
+        {r["stage"]: r["us_per_event"] for r in res["stages"]},
+        append_us_per_event=res["append_us_per_event"],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -166,18 +179,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def test_append_stages(benchmark) -> None:
-    """``make bench``: the profile at 100,000 events (``make bench-smoke``: 2,000), the
-    stages in ``extra_info``; the whole append is what the benchmark times."""
-    from conftest import SMOKE
-
-    n = 2_000 if SMOKE else 100_000
-    res = benchmark.pedantic(measure, args=(n, 1), rounds=1, iterations=1)
-    assert res["events"] == n and len(res["stages"]) == 8
-    assert all(r["us_per_event"] > 0 for r in res["stages"]) and res["append_us_per_event"] > 0
-    benchmark.extra_info.update(
-        {r["stage"]: r["us_per_event"] for r in res["stages"]},
-        append_us_per_event=res["append_us_per_event"],
-    )

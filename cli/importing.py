@@ -31,7 +31,6 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from ledger import Ledger
@@ -47,7 +46,6 @@ __all__ = [
     "filter_platforms",
     "merge_summaries",
     "normalise_orfs_timing",
-    "orfs_files",
     "settle_studies",
     "summary_lines",
     "would_append",
@@ -109,27 +107,6 @@ class StderrProgress:
 
 
 # -- several files of one import -------------------------------------------------------
-
-
-def orfs_files(paths: Sequence[str]) -> list[Path]:
-    """The files ``read_orfs`` would read, one per append: folders searched recursively for
-    ``metadata*.json`` in code-point order of their relative paths (as the reader does)."""
-    out: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = [p for p in path.rglob("metadata*.json") if p.is_file()]
-            found.sort(key=lambda p: p.relative_to(path).as_posix())
-            if not found:
-                raise ImportSourceError(
-                    "no metadata*.json file in this folder (searched recursively)", where=str(path)
-                )
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise ImportSourceError("no such file or folder", where=str(path))
-    return out
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -121,33 +121,11 @@ class FrameBuilder:
         if a or b < len(pos):
             starts = np.zeros(len(pos) + 1, np.int64)
             np.cumsum(cols.lens, out=starts[1:])
-            va, vb = int(starts[a]), int(starts[b])
-            cols = MetricColumns(
-                pos[a:b],
-                cols.ts[a:b],
-                cols.step[a:b],
-                cols.run[a:b],
-                cols.lens[a:b],
-                cols.metric[va:vb],
-                cols.value[va:vb],
-                cols.runs,
-                cols.names,
-            )
+            cols = _take(cols, slice(a, b), slice(int(starts[a]), int(starts[b])))
         if study is not None and any(s != study for s, _ in cols.runs):
             keep_run = np.fromiter((s == study for s, _ in cols.runs), bool, len(cols.runs))
             keep = keep_run[cols.run]
-            vkeep = np.repeat(keep, cols.lens)
-            cols = MetricColumns(
-                cols.pos[keep],
-                cols.ts[keep],
-                cols.step[keep],
-                cols.run[keep],
-                cols.lens[keep],
-                cols.metric[vkeep],
-                cols.value[vkeep],
-                cols.runs,
-                cols.names,
-            )
+            cols = _take(cols, keep, np.repeat(keep, cols.lens))
         if len(cols.pos):
             self._add(first_seq + cols.pos.astype(np.int64), cols)
 
@@ -184,7 +162,7 @@ class FrameBuilder:
     def build(self, first: int, last: int, envelopes: list[Envelope] | None = None) -> Frame:
         parts = self._parts
         if not parts:
-            rows = _EMPTY_ROWS()
+            rows = _empty_rows()
         else:
             rows = _renumbered(
                 MetricRows(
@@ -202,13 +180,26 @@ class FrameBuilder:
         return Frame(first, last, self.other, rows, envelopes)
 
 
+def _take(cols: MetricColumns, rows: Any, values: Any) -> MetricColumns:
+    """The events ``rows`` selects (a slice or a mask) and their values (``values``)."""
+    return cols._replace(
+        pos=cols.pos[rows],
+        ts=cols.ts[rows],
+        step=cols.step[rows],
+        run=cols.run[rows],
+        lens=cols.lens[rows],
+        metric=cols.metric[values],
+        value=cols.value[values],
+    )
+
+
 def _cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
     if len(arrays) == 1:
         return arrays[0].astype(dtype, copy=False)
     return np.concatenate(arrays).astype(dtype, copy=False)
 
 
-def _EMPTY_ROWS() -> MetricRows:
+def _empty_rows() -> MetricRows:
     i64, i32 = np.empty(0, np.int64), np.empty(0, np.int32)
     return MetricRows(i64, i64, i64, i32, i64, [], i32, np.empty(0, np.float64), [])
 

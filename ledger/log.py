@@ -163,28 +163,13 @@ def _validate_content(content: bytes, tag: str) -> None:
         raise LedgerDecodeError(_msg(exc), event_type=tag, field=_path(exc)) from None
 
 
-def _block_columns(part: list[_Prepared], now: int, all_metrics: bool) -> bytes:
-    """The metric columns of a block holding ``part``, as ``_commit_bulk`` stores it."""
-    if all_metrics:
-        events = [p.event for p in part]
-        return encode_columns(
-            range(len(part)), [now if p.ts is None else p.ts for p in part], events
-        )
-    pos = [i for i, p in enumerate(part) if p.event.TYPE == "metrics_recorded"]
-    return encode_columns(
-        pos, [now if part[i].ts is None else part[i].ts for i in pos], [part[i].event for i in pos]
-    )
-
-
-def _columns_of(envs: list[Any]) -> bytes:
-    """The metric columns a block of these envelopes must carry (``verify``)."""
-    pos, ts, events = [], [], []
-    for i, env in enumerate(envs):
-        if env.event.TYPE == "metrics_recorded":
-            pos.append(i)
-            ts.append(env.ts)
-            events.append(env.event)
-    return encode_columns(pos, ts, events)
+def block_columns(events: Sequence[Any], times: Sequence[int]) -> bytes:
+    """The metric columns a block of ``events`` stored at ``times`` carries: what an
+    append writes, and what ``verify`` re-derives from the stored events."""
+    pos = [i for i, e in enumerate(events) if e.TYPE == "metrics_recorded"]
+    if len(pos) == len(events):
+        return encode_columns(range(len(events)), times, events)
+    return encode_columns(pos, [times[i] for i in pos], [events[i] for i in pos])
 
 
 def _stored_digest(key: bytes, value: Any) -> bytes:
@@ -508,7 +493,10 @@ class Ledger:
         now = time.time_ns() // 1000
         all_metrics = all_metrics and bool(out)
         columns = [
-            _block_columns(out[start : start + BLOCK_MAX_EVENTS], now, all_metrics)
+            block_columns(
+                [p.event for p in out[start : start + BLOCK_MAX_EVENTS]],
+                [now if p.ts is None else p.ts for p in out[start : start + BLOCK_MAX_EVENTS]],
+            )
             for start in range(0, len(out), BLOCK_MAX_EVENTS)
         ]
         return _Batch(out, redacted, where_of, all_metrics, now, columns)
@@ -582,16 +570,15 @@ class Ledger:
         block_events: list[bytes] = []
         block_hashes: list[bytes] = []
         block_studies: set[str] = set()
-        metric_pos: list[int] = []
-        metric_ts: list[int] = []
-        metric_events: list[Any] = []
+        block_structs: list[Any] = []
+        block_times: list[int] = []
         first_seq: int | None = None
         put, get = txn.put, txn.get
         join = b"".join
 
         def flush() -> None:
             start = seq - len(block_events) + 1
-            columns = encode_columns(metric_pos, metric_ts, metric_events)
+            columns = block_columns(block_structs, block_times)
             _lmdb.put_checked(
                 txn,
                 seq_key(start),
@@ -601,10 +588,8 @@ class Ledger:
             )
             for study in block_studies:
                 _lmdb.put_checked(txn, h16(study) + seq_key(start), b"", db=dbs["study_blocks"])
-            for pending in (block_events, block_hashes, block_studies, metric_pos):
+            for pending in (block_events, block_hashes, block_studies, block_structs, block_times):
                 pending.clear()
-            metric_ts.clear()
-            metric_events.clear()
 
         for item in prepared:
             nxt = seq + 1
@@ -647,10 +632,8 @@ class Ledger:
             seq = nxt
             if first_seq is None:
                 first_seq = nxt
-            if ev.TYPE == "metrics_recorded":
-                metric_pos.append(len(block_events))
-                metric_ts.append(now if item.ts is None else item.ts)
-                metric_events.append(ev)
+            block_structs.append(ev)
+            block_times.append(now if item.ts is None else item.ts)
             block_events.append(stored)
             block_hashes.append(h)
             block_studies.add(ev.study)
@@ -998,7 +981,9 @@ class Ledger:
                             events, head_seq, head_hash, block.last_seq, "block hash mismatch"
                         )
                     stored_columns = block.columns
-                    if stored_columns and bytes(stored_columns) != _columns_of(envs):
+                    if stored_columns and bytes(stored_columns) != block_columns(
+                        [e.event for e in envs], [e.ts for e in envs]
+                    ):
                         return self._bad(
                             events,
                             head_seq,

@@ -412,11 +412,11 @@ def orfs_cmd(
         filter_platforms,
         merge_summaries,
         normalise_orfs_timing,
-        orfs_files,
         parse_with,
         recount,
     )
     from ledger.importers import read_orfs
+    from ledger.importers.orfs import metadata_files
 
     if normalise_to is not None:
         from projections.checks import parse_time_unit
@@ -425,7 +425,7 @@ def orfs_cmd(
             parse_time_unit(normalise_to)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--normalise-time") from None
-    files = orfs_files(paths)
+    files = metadata_files(paths)
     sources, summaries = [], []
     for n, path in enumerate(files, 1):
         label = f"reading {path}" + (f" ({n}/{len(files)})" if len(files) > 1 else "")

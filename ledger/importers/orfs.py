@@ -97,7 +97,9 @@ def value_kind(value: Any) -> str:
 # -- sources ---------------------------------------------------------------------
 
 
-def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def metadata_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The files ``read_orfs`` reads, one append each: folders searched recursively for
+    ``metadata*.json`` in code-point order of their relative paths."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -186,7 +188,7 @@ def read_orfs(
     not ISO 8601, or one run key recorded twice with different content.
     """
     check_name(study, "study", where=None)
-    files = _files(paths)
+    files = metadata_files(paths)
     ticker = Ticker(progress, None, every=64)
 
     cases: dict[str, dict[str, Any]] = {}
