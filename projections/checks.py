@@ -43,6 +43,8 @@ from typing import Any
 
 from ledger.errors import LedgerError
 
+from .comparisons import COMPARISONS
+
 __all__ = [
     "CheckReport",
     "Rule",
@@ -311,17 +313,7 @@ def _json_num(v: Any) -> Any:
 
 
 def _compare(actual: Any, op: str, limit: Any) -> bool:
-    if op == "<=":
-        return actual <= limit
-    if op == ">=":
-        return actual >= limit
-    if op == "<":
-        return actual < limit
-    if op == ">":
-        return actual > limit
-    if op == "==":
-        return actual == limit
-    return actual != limit
+    return COMPARISONS[op](actual, limit)
 
 
 def evaluate(rule: Rule, values: Mapping[str, Any], attrs: Mapping[str, Any]) -> RuleResult:

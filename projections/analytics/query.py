@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 import numpy as np
 
+from projections.comparisons import COMPARISONS
+
 from .stats import AnalyticsError
 
 if TYPE_CHECKING:
@@ -155,13 +157,7 @@ class ParamFilter(msgspec.Struct, frozen=True):
         if not _comparable(value, want) or isinstance(value, bool) or isinstance(want, bool):
             return False
         try:
-            if op == ">":
-                return value > want
-            if op == ">=":
-                return value >= want
-            if op == "<":
-                return value < want
-            return value <= want
+            return COMPARISONS[op](value, want)
         except TypeError:
             return False
 

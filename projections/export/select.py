@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerDecodeError
 from ledger.events import STATUSES
+from projections.comparisons import COMPARISONS
 from projections.export.safety import ExportError
 
 if TYPE_CHECKING:
@@ -154,13 +155,7 @@ def parse_condition(text: str) -> Condition:
 
 
 def _compare(op: str, left: Any, right: Any) -> Any:
-    if op == ">":
-        return left > right
-    if op == ">=":
-        return left >= right
-    if op == "<":
-        return left < right
-    return left <= right
+    return COMPARISONS[op](left, right)
 
 
 @dataclass(frozen=True)
