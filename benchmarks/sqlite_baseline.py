@@ -7,10 +7,10 @@ batch is deduplicated (``INSERT OR IGNORE``) — the same guarantee the ledger g
 
 from __future__ import annotations
 
-import sqlite3
 from hashlib import blake2b
 
 import msgspec
+from peers import durable_sqlite
 
 from ledger.events import Event
 
@@ -20,9 +20,7 @@ _dec = msgspec.msgpack.Decoder(Event)
 
 class SqliteLog:
     def __init__(self, path: str, *, dedupe: bool = True) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = durable_sqlite(path)
         idx = "UNIQUE" if dedupe else ""
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id BLOB {idx}, "

@@ -21,8 +21,18 @@ what is.
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 
-__all__ = ["available", "drivers"]
+__all__ = ["available", "drivers", "durable_sqlite"]
+
+
+def durable_sqlite(path: str) -> sqlite3.Connection:
+    """How every SQLite baseline connects: autocommit off by hand, WAL, and
+    ``synchronous=FULL`` (each commit durable, like the ledger's)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
 
 
 def _has(module: str) -> bool:

@@ -17,6 +17,8 @@ import msgspec
 
 from ledger.events import Event
 
+from . import durable_sqlite
+
 _enc = msgspec.msgpack.Encoder(order="deterministic")
 _dec = msgspec.msgpack.Decoder(Event)
 
@@ -39,10 +41,7 @@ class SqliteEventLog:
         self.verb = "INSERT OR IGNORE" if self.dedupe else "INSERT"
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
+        return durable_sqlite(self.path)
 
     def append(self, events: list[dict]) -> None:
         encode = _enc.encode

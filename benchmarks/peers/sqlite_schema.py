@@ -11,6 +11,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from . import durable_sqlite
+
 SCHEMA = """
 CREATE TABLE studies (study TEXT PRIMARY KEY, body TEXT) WITHOUT ROWID;
 CREATE TABLE cases (study TEXT NOT NULL, case_id TEXT NOT NULL, params TEXT,
@@ -42,10 +44,7 @@ class SqliteSchema:
         self.run_pk: dict[tuple[str, str], int] = {}
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
+        return durable_sqlite(self.path)
 
     def append(self, events: list[dict]) -> None:
         db = self.db
