@@ -47,6 +47,9 @@ from .errors import (
 from .errors import (
     StorageError as StorageError,
 )
+from .errors import (
+    StoreUnavailable as StoreUnavailable,
+)
 
 TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs ~4 ms
 if TYPE_CHECKING:  # what the names below resolve to, for type checkers and readers
@@ -121,6 +124,7 @@ __all__ = [
     "RunClosed",
     "RunHandle",
     "StorageError",
+    "StoreUnavailable",
     "VerifyReport",
     "__version__",
 ]

@@ -35,7 +35,20 @@ from .errors import (
 
 T = TypeVar("T")
 
-DB_NAMES = ("events", "ids", "refs", "study_blocks", "meta", "checkpoints", "exports", "leases")
+DB_NAMES = (
+    "events",
+    "ids",
+    "refs",
+    "study_blocks",
+    "meta",
+    "checkpoints",
+    "exports",
+    "leases",
+    "cursors",
+)
+# Tables added after format 2 shipped: a read-only open of an older ledger finds them
+# missing and reads them as empty (a write open creates them).
+OPTIONAL_DBS = frozenset({"cursors"})
 DEFAULT_MAP_SIZE = 256 << 20
 MAX_READERS = 512
 BACKUP_MARKER = "BACKUP.json"
@@ -269,9 +282,7 @@ class SharedEnv:
                         self.env.set_mapsize(map_size)
                 self.reader_check()
                 if readonly:
-                    self.dbs = {
-                        name: self.env.open_db(name.encode(), create=False) for name in DB_NAMES
-                    }
+                    self.dbs = {name: self._open_existing(name) for name in DB_NAMES}
                 else:
                     self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
                 break
@@ -285,6 +296,15 @@ class SharedEnv:
             except lmdb.Error as exc:
                 self.env.close()
                 raise translate(exc, path) from None
+
+    def _open_existing(self, name: str) -> Any:
+        """A table of a read-only environment; None for an optional one it lacks."""
+        try:
+            return self.env.open_db(name.encode(), create=False)
+        except lmdb.NotFoundError:
+            if name in OPTIONAL_DBS:
+                return None
+            raise
 
     def check_pid(self) -> None:
         if os.getpid() != self.pid:

@@ -15,7 +15,12 @@ so every message here is written to be read by a user: what, where, how to fix.
     ├── StorageError              the store failed; the ledger is intact
     │   ├── LedgerFull            map reached its ``max_size`` ceiling
     │   ├── LedgerWriteFailed     disk full or I/O error at commit
-    │   └── CorruptionError       stored bytes do not match the hash chain
+    │   ├── CorruptionError       stored bytes do not match the hash chain
+    │   └── StoreUnavailable      a database server cannot be reached (down, restarting,
+    │       │                     connection lost); nothing of the batch was written,
+    │       │                     or — lost during COMMIT — its outcome is unknown and
+    │       │                     re-sending it is safe (ids derive from content)
+    │       └── AuthenticationFailed  the server refused the credentials
     ├── ForkSafetyError           a Ledger used in a forked child
     └── UnsafeLocation            network file system without the opt-in
 """
@@ -37,6 +42,8 @@ __all__ = [
     "RuleViolation",
     "RunClosed",
     "StorageError",
+    "StoreUnavailable",
+    "AuthenticationFailed",
     "UnsafeLocation",
 ]
 
@@ -136,6 +143,16 @@ class CorruptionError(StorageError):
     def __init__(self, message: str, *, seq: int | None = None) -> None:
         self.seq = seq
         super().__init__(message)
+
+
+class StoreUnavailable(StorageError):
+    """The server holding a shared ledger cannot be reached. Transient: a caller that
+    buffers (the Recorder) keeps its events and retries; re-sending is always safe."""
+
+
+class AuthenticationFailed(StoreUnavailable):
+    """The server refused the user or password (never shown in the message). Not worth
+    retrying without a change of credentials, so the Recorder does not retry it."""
 
 
 class ForkSafetyError(LedgerError):

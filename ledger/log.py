@@ -64,7 +64,7 @@ FORMAT_VERSION = 2
 """2: blocks carry their metrics events as columns too (``ledger.columns``). Format 1
 ledgers are read as they are and become format 2 with their next append."""
 BLOCK_MAX_EVENTS = 4096
-AUX_TABLES = ("checkpoints", "exports", "leases")
+AUX_TABLES = ("checkpoints", "exports", "leases", "cursors")
 
 _STRICT = frozenset(InputEvent.__args__)  # type: ignore[attr-defined]
 _STRICT_METRICS = strict_class("metrics_recorded")
@@ -1070,13 +1070,18 @@ class Ledger:
         self._env.write(lambda txn: txn.delete(key, db=db), max_size=self.max_size)
 
     def aux_get(self, table: str, key: bytes) -> bytes | None:
+        db = self._aux(table)
+        if db is None:  # an optional table an older, read-only ledger does not have
+            return None
         with self._env.read() as txn:
-            value = txn.get(key, db=self._aux(table))
+            value = txn.get(key, db=db)
             return None if value is None else bytes(value)
 
     def aux_items(self, table: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         db = self._aux(table)
-        out = []
+        out: list[tuple[bytes, bytes]] = []
+        if db is None:  # an optional table an older, read-only ledger does not have
+            return out
         with self._env.read() as txn:
             for key, value in _lmdb.cursor_iter_from(txn, db, prefix):
                 key = bytes(key)

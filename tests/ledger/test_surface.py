@@ -179,6 +179,7 @@ def test_public_names_are_locked():
             "RunClosed",
             "RunHandle",
             "StorageError",
+            "StoreUnavailable",
             "VerifyReport",
             "__version__",
         ]
