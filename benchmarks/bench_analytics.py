@@ -48,7 +48,7 @@ from gen import as_structs, study_events  # noqa: E402
 from ledger import Ledger  # noqa: E402
 from projections.analytics import api  # noqa: E402
 from projections.analytics.query import Query  # noqa: E402
-from projections.checkpoints import write_checkpoints  # noqa: E402
+from projections.builtins import write_checkpoints  # noqa: E402
 
 CASES, RUNS = (5, 3) if SMOKE else (200, 10)
 CURVE_RUNS, STEPS = (4, 50) if SMOKE else (100, 2_000)

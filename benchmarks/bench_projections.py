@@ -23,7 +23,7 @@ from gen import as_structs, study_events
 
 from ledger import Ledger
 from projections.base import build_many
-from projections.checkpoints import write_checkpoints
+from projections.builtins import write_checkpoints
 from projections.study import builtin_projections, load_study
 
 RUNS, STEPS = (4, 50) if SMOKE else (100, 2_000)

@@ -86,7 +86,7 @@ def ledger_for(root: Path, values: int, *, checkpoint_behind: float | None = 0.0
     path = root / f"bench-{label(values)}-{checkpoint_behind}.ledger"
     head = fill(path, values)
     if checkpoint_behind is not None:
-        from projections.checkpoints import write_checkpoints
+        from projections.builtins import write_checkpoints
 
         with Ledger(path) as ledger:
             write_checkpoints(ledger, as_of=head - max(1, int(head * checkpoint_behind)))

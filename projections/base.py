@@ -1,16 +1,13 @@
-"""The projection machinery: what a projection is, and how one is built at a seq.
-
-A projection is a pure fold over the event log. It never writes the log, reads no clock
-and no randomness, ignores event types it does not know, and can be frozen to bytes
-(``snapshot``) and thawed (``restore``), so that ``build`` can start from a checkpoint
-and replay only the tail — the result must equal a fold from scratch, byte for byte of
-``snapshot()`` (a hypothesis property holds this).
+"""Building projections: bring one or several to the state at a seq, from a checkpoint.
 
 ``build(ledger, projection, as_of=None)`` restores the newest valid checkpoint at or
-before ``as_of`` and replays the rest with ``ledger.read_batches``; ``build_many`` does
-the same for several projections in one pass over the log.
+before ``as_of`` (``projections.checkpoints``) and replays the rest with
+``ledger.read_batches``; ``build_many`` does the same for several projections in one
+pass over the log. What a projection is (the ``Projection`` protocol, ``BaseProjection``,
+``encode_state``) lives in ``projections.protocol`` and its errors in
+``projections.errors``; both are re-exported here.
 
-Errors (all ``LedgerError``)::
+Errors (all ``LedgerError``, see ``projections.errors``)::
 
     ProjectionError
     ├── AsOfError          --as-of past the head, or a projection asked to go back in time
@@ -20,14 +17,19 @@ Errors (all ``LedgerError``)::
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
-
-import msgspec
+from typing import TypeVar
 
 from ledger import Envelope, Ledger
-from ledger.errors import LedgerError
 from ledger.frames import Frame
 from ledger.log import quiet_gc
+
+from .checkpoints import restore_newest
+from .errors import AsOfError as AsOfError
+from .errors import ProjectionError as ProjectionError
+from .errors import UnknownStudy as UnknownStudy
+from .protocol import BaseProjection as BaseProjection
+from .protocol import Projection as Projection
+from .protocol import encode_state as encode_state
 
 __all__ = [
     "AsOfError",
@@ -41,110 +43,7 @@ __all__ = [
     "resolve_as_of",
 ]
 
-P = TypeVar("P", bound="Projection")
-
-# One encoder for every snapshot: sorted map keys, so equal states give equal bytes.
-_state_encoder = msgspec.msgpack.Encoder(order="deterministic")
-
-
-def encode_state(obj: Any) -> bytes:
-    """Deterministic msgpack for ``snapshot()``: same state, same bytes."""
-    return _state_encoder.encode(obj)
-
-
-class ProjectionError(LedgerError):
-    """A projection cannot be built as asked."""
-
-
-class AsOfError(ProjectionError):
-    pass
-
-
-class UnknownStudy(ProjectionError):
-    def __init__(self, study: str, known: Sequence[str]) -> None:
-        self.study = study
-        self.known = list(known)
-        hint = (
-            f"known studies: {', '.join(self.known)}"
-            if self.known
-            else "the ledger holds no study yet (append a study_created event first)"
-        )
-        super().__init__(f"unknown study {study!r}; {hint}")
-
-
-@runtime_checkable
-class Projection(Protocol):
-    """What ``build`` and the checkpoints need from a projection.
-
-    ``seq`` is the log position the state reflects (0 for an empty state); ``name`` and
-    ``version`` identify the snapshot format, so a checkpoint written by another version
-    is never trusted.
-    """
-
-    name: ClassVar[str]
-    version: ClassVar[int]
-    seq: int
-
-    def apply(self, env: Envelope) -> None: ...
-
-    def apply_batch(self, envs: list[Envelope]) -> None: ...
-
-    def snapshot(self) -> bytes: ...
-
-    def restore(self, data: bytes) -> None: ...
-
-
-class BaseProjection:
-    """Shared plumbing: ``apply`` is a batch of one; subclasses fold batches.
-
-    A subclass folds either frames (``FRAMES = True`` and ``_fold_frame(frame)``: the
-    metrics events as numpy columns, the built-ins) or envelope lists (``_fold(envs)``),
-    and implements the snapshot pair; the base keeps ``seq`` so a half-applied batch
-    never advances the position.
-    """
-
-    name: ClassVar[str] = ""
-    version: ClassVar[int] = 1
-    FRAMES: ClassVar[bool] = False
-
-    def __init__(self) -> None:
-        self.seq = 0
-
-    def apply(self, env: Envelope) -> None:
-        self.apply_batch([env])
-
-    def apply_batch(self, envs: list[Envelope]) -> None:
-        if not envs:
-            return
-        if self.FRAMES:
-            self._fold_frame(Frame.from_envelopes(envs))
-        else:
-            self._fold(envs)
-        self.seq = max(self.seq, envs[-1].seq)
-
-    def apply_frame(self, frame: Frame) -> None:
-        if self.FRAMES:
-            self._fold_frame(frame)
-        elif frame.envelopes is not None:
-            self._fold(frame.envelopes)
-        else:  # pragma: no cover - build_many hands such projections envelope frames
-            raise ProjectionError(f"{type(self).__name__} folds envelopes, not column frames")
-        self.seq = max(self.seq, frame.last)
-
-    def _fold(self, envs: list[Envelope]) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _fold_frame(self, frame: Frame) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def snapshot(self) -> bytes:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def restore(self, data: bytes) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(seq={self.seq})"
+P = TypeVar("P", bound=Projection)
 
 
 def resolve_as_of(ledger: Ledger, as_of: int | None) -> int:
@@ -221,8 +120,6 @@ def build_many(
     position. Raises ``AsOfError`` (``as_of`` outside the log, or a projection already
     past it).
     """
-    from .checkpoints import restore_newest
-
     limit = resolve_as_of(ledger, as_of)
     starts: list[int] = []
     hashes: dict[int, str] = {}

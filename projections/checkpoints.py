@@ -25,7 +25,10 @@ moves the head)::
 
 The payload is written before its header, so a header never names a payload that was
 not written. Read-only commands never write checkpoints; ``ledger checkpoint`` (and
-``write_checkpoints``) do.
+``projections.builtins.write_checkpoints``) do.
+
+This module imports only ``projections.protocol`` and ``projections.errors``:
+``projections.base`` imports it to restore checkpoints while building.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ import msgspec
 from ledger import Ledger
 from ledger.errors import LedgerError, StorageError
 
-from .base import Projection, ProjectionError, build_many, resolve_as_of
+from .errors import ProjectionError
+from .protocol import Projection
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -53,7 +57,6 @@ __all__ = [
     "prune_checkpoints",
     "restore_newest",
     "write_checkpoint",
-    "write_checkpoints",
 ]
 
 TABLE = "checkpoints"
@@ -224,7 +227,7 @@ def check_checkpoints(
 
 def restore_newest(
     ledger: Ledger,
-    projection: Any,
+    projection: Projection,
     as_of: int,
     *,
     newer_than: int = 0,
@@ -314,32 +317,3 @@ def prune_checkpoints(ledger: Ledger, keep: int, names: Sequence[str] | None = N
         delete_checkpoints(ledger, name, old)
         removed += len(old)
     return removed
-
-
-def write_checkpoints(
-    ledger: Ledger,
-    projections: Sequence[Projection] | None = None,
-    *,
-    as_of: int | None = None,
-    keep: int | None = None,
-) -> list[CheckpointHeader]:
-    """Build ``projections`` (default: every built-in) at ``as_of`` (default: the head)
-    in one pass, starting from their own checkpoints, and store a checkpoint of each.
-
-    ``keep`` then prunes each projection's checkpoints to the newest ``keep``. Raises
-    ``ProjectionError`` on an empty log, ``AsOfError``, ``StorageError`` (read-only).
-    """
-    if getattr(ledger, "readonly", False):
-        raise StorageError(f"{ledger.path} is open read-only; checkpoints are not written")
-    limit = resolve_as_of(ledger, as_of)
-    if limit == 0:
-        raise ProjectionError(f"{ledger.path} holds no events yet: there is nothing to checkpoint")
-    if projections is None:
-        from .study import builtin_projections
-
-        projections = builtin_projections()
-    built = build_many(ledger, list(projections), limit)
-    headers = [write_checkpoint(ledger, proj) for proj in built]
-    if keep is not None:
-        prune_checkpoints(ledger, keep, [p.name for p in built])
-    return headers

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import msgspec
@@ -39,7 +39,8 @@ import numpy as np
 from .base import ProjectionError
 
 if TYPE_CHECKING:
-    from .study import StudyView
+    from .dag import StudyDag
+    from .runs import StudyRuns
 
 __all__ = [
     "AGGREGATES",
@@ -266,6 +267,8 @@ class RunTable(NamedTuple):
 
 # metric -> (run positions into the RunTable, final values, their seqs)
 Finals = Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+FinalsOf = Callable[[Iterable[str], Sequence[str]], Finals]
+"""(metrics, run ids) -> ``Finals`` of those runs: ``StudyView.finals_by_metric``."""
 
 
 class RankRow(msgspec.Struct, kw_only=True):
@@ -549,27 +552,36 @@ def rank_cases(
     )
 
 
-def rank_study(view: StudyView, policy: Policy, stage: int | None = None) -> Ranking:
-    """Rank one study's cases (of ``stage``, or all) from its projections."""
-    dag = view.dag
+def rank_study(
+    dag: StudyDag,
+    runs: StudyRuns | None,
+    finals_of: FinalsOf,
+    policy: Policy,
+    stage: int | None = None,
+    *,
+    study: str,
+    as_of: int,
+) -> Ranking:
+    """Rank one study's cases (of ``stage``, or all) from its projections: its DAG, its
+    runs and ``finals_of`` (``StudyView.finals_by_metric``)."""
     nodes = dag.cases(stage)
-    runs = list(view.runs.runs.values()) if view.runs is not None else []
+    run_list = list(runs.runs.values()) if runs is not None else []
     table = RunTable(
-        [r.case for r in runs],
-        [r.status for r in runs],
-        [r.invalidated is not None for r in runs],
+        [r.case for r in run_list],
+        [r.status for r in run_list],
+        [r.invalidated is not None for r in run_list],
     )
-    finals = view.finals_by_metric(
+    finals = finals_of(
         {k.metric for k in policy.keys} | {c.metric for c in policy.require},
-        [r.run for r in runs],
+        [r.run for r in run_list],
     )
     return rank_cases(
         [n.case for n in nodes],
         table,
         finals,
         policy,
-        study=view.study,
+        study=study,
         stage=stage,
-        as_of=view.as_of,
+        as_of=as_of,
         stages={n.case: n.stage for n in nodes},
     )

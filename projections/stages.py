@@ -17,10 +17,11 @@ from ledger.events import SelectionRecorded
 from ledger.frames import Frame
 
 from .base import BaseProjection, encode_state
-from .rankings import Policy, rank_study
+from .rankings import FinalsOf, Policy, rank_study
 
 if TYPE_CHECKING:
-    from .study import StudyView
+    from .dag import StudyDag
+    from .runs import StudyRuns
 
 __all__ = ["Selection", "SelectionsProjection", "StageSummary", "stage_summaries"]
 
@@ -114,21 +115,30 @@ class StageSummary(msgspec.Struct, kw_only=True):
         return msgspec.structs.asdict(self)
 
 
-def stage_summaries(view: StudyView, policy: Policy | None) -> list[StageSummary]:
-    """One summary per stage (stages of the DAG and of recorded selections, ascending).
+def stage_summaries(
+    dag: StudyDag,
+    runs: StudyRuns | None,
+    selections: list[Selection],
+    finals_of: FinalsOf,
+    policy: Policy | None,
+    *,
+    study: str,
+    as_of: int,
+) -> list[StageSummary]:
+    """One summary per stage (stages of the DAG and of recorded selections, ascending),
+    from a study's projections (``StudyView.stage_summaries`` passes its own).
 
     With ``policy`` None (a study without objectives and no policy given), scores and
     the ranking's survivors are None.
     """
-    dag = view.dag
-    stages = sorted(set(dag.stages()) | {s.stage for s in view.selections})
+    stages = sorted(set(dag.stages()) | {s.stage for s in selections})
     out = []
     for stage in stages:
         nodes = dag.cases(stage)
         cases = {n.case for n in nodes}
-        counts = view.runs.status_counts(cases) if view.runs is not None else {}
+        counts = runs.status_counts(cases) if runs is not None else {}
         recorded = None
-        for sel in reversed(view.selections):
+        for sel in reversed(selections):
             if sel.stage == stage:
                 recorded = sel
                 break
@@ -136,7 +146,7 @@ def stage_summaries(view: StudyView, policy: Policy | None) -> list[StageSummary
         ranked = unranked = 0
         picked: list[str] | None = None
         if policy is not None:
-            ranking = rank_study(view, policy, stage)
+            ranking = rank_study(dag, runs, finals_of, policy, stage, study=study, as_of=as_of)
             ranked, unranked = len(ranking.rows), len(ranking.unranked)
             if ranking.rows:
                 best_case, best_score = ranking.rows[0].case, ranking.rows[0].score

@@ -15,19 +15,17 @@ import numpy as np
 
 from ledger import Ledger
 
-from .base import Projection, ProjectionError, UnknownStudy, build_many, resolve_as_of
+from .base import build_many, resolve_as_of
+from .builtins import builtin_projections as builtin_projections
 from .dag import DagProjection, StudyDag
+from .errors import ProjectionError, UnknownStudy
 from .metrics import FinalTable, MetricsProjection
 from .rankings import Finals, Policy, Ranking, rank_study, resolve_policy
 from .runs import RunsProjection, StudyRuns
 from .stages import Selection, SelectionsProjection, StageSummary, stage_summaries
 
+# builtin_projections lives in projections.builtins; the re-export keeps old imports working.
 __all__ = ["StudyView", "builtin_projections", "load_study", "resolve_study"]
-
-
-def builtin_projections() -> list[Projection]:
-    """Fresh instances of every built-in projection (what ``ledger checkpoint`` saves)."""
-    return [DagProjection(), RunsProjection(), MetricsProjection(), SelectionsProjection()]
 
 
 def resolve_study(ledger: Ledger, study: str | None) -> str:
@@ -129,14 +127,30 @@ class StudyView:
                 f"study {self.study!r} has no case in stage {stage} at seq {self.as_of} "
                 f"(stages: {known})"
             )
-        return rank_study(self, policy, stage)
+        return rank_study(
+            self.dag,
+            self.runs,
+            self.finals_by_metric,
+            policy,
+            stage,
+            study=self.study,
+            as_of=self.as_of,
+        )
 
     def stage_summaries(self, policy: Policy | None = None) -> list[StageSummary]:
         """Per stage: cases, runs by status, best case, recorded vs ranked survivors.
         With no ``policy``, the study's objectives (none: no scores)."""
         if policy is None and self.objectives:
             policy = self.policy()
-        return stage_summaries(self, policy)
+        return stage_summaries(
+            self.dag,
+            self.runs,
+            self.selections,
+            self.finals_by_metric,
+            policy,
+            study=self.study,
+            as_of=self.as_of,
+        )
 
     # -- the DAG ----------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class LedgerDriver:
 
     def checkpoint(self) -> None:
         """Checkpoints at the head (``ledger checkpoint``), for ``latest(checkpoint=True)``."""
-        from projections.checkpoints import write_checkpoints
+        from projections.builtins import write_checkpoints
 
         with Ledger(self.path, create=False) as ledger:
             write_checkpoints(ledger)

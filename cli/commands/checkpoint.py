@@ -60,8 +60,8 @@ def checkpoint(
       ledger checkpoint --as-of 1200 --keep 3
       ledger checkpoint --list --json
     """
-    from projections.checkpoints import check_checkpoints, write_checkpoints
-    from projections.study import builtin_projections
+    from projections.builtins import builtin_projections, write_checkpoints
+    from projections.checkpoints import check_checkpoints
 
     if list_only:
         ledger = open_ledger(ctx)

@@ -21,8 +21,7 @@ from proj_streams import fold
 
 from ledger import Ledger
 from projections.base import build_many
-from projections.checkpoints import write_checkpoints
-from projections.study import builtin_projections
+from projections.builtins import builtin_projections, write_checkpoints
 
 VALUES = [0.0, -1.5, 2.25, 3, -7, float("nan"), float("inf"), float("-inf"), 1e300]
 STATUSES = ["completed", "completed", "failed", "pruned", "timeout", "cancelled", "interrupted"]

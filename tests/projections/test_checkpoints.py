@@ -9,6 +9,7 @@ from proj_streams import Stream, fold
 from ledger import Ledger
 from ledger.errors import StorageError
 from projections.base import AsOfError, ProjectionError, build, build_many
+from projections.builtins import builtin_projections, write_checkpoints
 from projections.checkpoints import (
     TABLE,
     CheckpointWarning,
@@ -18,11 +19,10 @@ from projections.checkpoints import (
     payload_key,
     prune_checkpoints,
     restore_newest,
-    write_checkpoints,
 )
 from projections.dag import DagProjection
 from projections.metrics import MetricsProjection
-from projections.study import builtin_projections, load_study
+from projections.study import load_study
 
 
 def stream(study: str = "s", runs: int = 6, value: float = 0.0) -> list[dict]:
