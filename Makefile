@@ -33,9 +33,12 @@ test: $(PEERS) lint
 	$(BIN)/python -m pytest -n $${TEST_WORKERS:-2} --dist worksteal
 	$(MAKE) bench-smoke
 
+# ruff (with C901, max complexity 15) and mypy on ledger/ and projections/; the modules
+# not yet held to either are listed once in pyproject.toml, and those lists only shrink.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -54,4 +57,4 @@ soak: $(PEERS)
 	SOAK=1 $(BIN)/python -m pytest tests -m "soak or slow" -o addopts="-q --durations=15"
 
 clean:
-	rm -rf $(VENV) demo.ledger demo-export .pytest_cache .benchmarks build *.egg-info bench-results
+	rm -rf $(VENV) demo.ledger demo-export .pytest_cache .mypy_cache .benchmarks build *.egg-info bench-results

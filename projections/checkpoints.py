@@ -249,7 +249,8 @@ def restore_newest(
         if why is None:
             payload = ledger.aux_get(TABLE, payload_key(name, seq))
             why = _payload_problem(header, payload)
-            if why is None and payload is not None:
+            if why is None:
+                assert payload is not None  # _payload_problem names a missing payload
                 try:
                     projection.restore(payload)
                 except Exception as exc:  # a payload that passed its digest but not restore
