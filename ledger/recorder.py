@@ -28,11 +28,12 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, Union
 
 import msgspec
 
-from .codec import encode_canonical
+from .codec import encode_canonical, format_ts, parse_ts
 from .errors import LedgerDecodeError, LedgerError, RuleViolation, RunClosed
 from .events import (
     ArtifactRecorded,
@@ -54,6 +55,47 @@ __all__ = ["CaseHandle", "Recorder", "RunHandle"]
 
 _lease_pack = msgspec.msgpack.Encoder().encode
 _StrictMetrics = strict_class("metrics_recorded")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_now = time.time  # the clock events are stamped with (a module attribute: tests replace it)
+
+Stamp = Union[str, float, datetime, None]
+"""What a runner may pass as ``ts=``: RFC 3339 with an offset, Unix seconds, or an
+aware ``datetime``; None stamps the event with the time of the call."""
+
+
+def stamp(ts: Stamp = None) -> str | float:
+    """The ``ts`` an event gets at the runner's call: now, or the caller's own time,
+    checked here so that a bad time is refused at the call, never at a later commit.
+
+    Raises ``LedgerDecodeError`` naming ``ts``.
+    """
+    if ts is None:
+        return _now()
+    if isinstance(ts, datetime):
+        if ts.utcoffset() is None:
+            raise LedgerDecodeError(
+                "`ts`: a datetime without a time zone is ambiguous; give it one "
+                "(e.g. datetime.now(timezone.utc))",
+                field="ts",
+            )
+        return format_ts((ts - _EPOCH) // _MICROSECOND)
+    if isinstance(ts, str):
+        parse_ts(ts)
+        return ts
+    if isinstance(ts, numbers.Real) and not isinstance(ts, bool):
+        seconds = float(ts)  # numpy scalars too
+        parse_ts(seconds)  # refuses NaN and infinities
+        return seconds
+    if isinstance(ts, bool):
+        parse_ts(ts)  # "must be a timestamp, got a boolean"
+    raise LedgerDecodeError(
+        f"`ts` must be an RFC 3339 string, Unix seconds or an aware datetime, got "
+        f"{type(ts).__name__}",
+        field="ts",
+    )
 
 
 _PLAIN = frozenset((int, float))
@@ -120,9 +162,11 @@ class CaseHandle:
         config: Mapping[str, Any] | None = None,
         provenance: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        ts: Stamp = None,
     ) -> RunHandle:
+        """Start a run of this case (``ts``: when it started; default now)."""
         return self.recorder.start_run(
-            self, seed=seed, config=config, provenance=provenance, run_id=run_id
+            self, seed=seed, config=config, provenance=provenance, run_id=run_id, ts=ts
         )
 
     def __repr__(self) -> str:
@@ -140,17 +184,23 @@ class RunHandle:
         self.seed = seed
         self.finished = False
         self.finals: dict[str, float] = {}
+        self._finals_ts: str | float | None = None
         self._t0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
-    def log(self, values: Mapping[str, float], step: int | None = None) -> None:
+    def log(
+        self, values: Mapping[str, float], step: int | None = None, *, ts: Stamp = None
+    ) -> None:
         """Record metric values; without ``step`` they are final results, committed
-        together with the run's finish."""
+        together with the run's finish (stamped with the time of the last call that
+        gave one). ``ts``: when the values were measured; default now."""
         if self.finished:
             raise LedgerError(f"run {self.id!r} is finished; start a new run to record more")
+        when = stamp(ts)
         values = _clean_values(values)
         if step is None:
             self.finals.update(values)
+            self._finals_ts = when
             return
         if type(step) is not int or step < 0:
             raise LedgerDecodeError(
@@ -160,12 +210,19 @@ class RunHandle:
             )
         # Values, step and names are checked: the strict class skips re-validation.
         self.recorder._emit(
-            _StrictMetrics(study=self.recorder.study, run=self.id, values=values, step=step)
+            _StrictMetrics(
+                study=self.recorder.study, run=self.id, values=values, step=step, ts=when
+            )
         )
 
-    def artifact(self, name: str, uri: str, **extra: Any) -> None:
+    def artifact(self, name: str, uri: str, *, ts: Stamp = None, **extra: Any) -> None:
+        """Record a file the run produced, by reference (``sha256``, ``bytes``,
+        ``media_type`` in ``extra``)."""
+        when = stamp(ts)
         self.recorder._emit(
-            ArtifactRecorded(study=self.recorder.study, run=self.id, name=name, uri=uri, **extra)
+            ArtifactRecorded(
+                study=self.recorder.study, run=self.id, name=name, uri=uri, ts=when, **extra
+            )
         )
 
     def finish(
@@ -174,9 +231,12 @@ class RunHandle:
         *,
         error: str | None = None,
         resources: Mapping[str, Any] | None = None,
+        ts: Stamp = None,
     ) -> None:
+        """Finish the run (``ts``: when it ended; default now); a second call is a no-op."""
         if self.finished:
             return
+        when = stamp(ts)
         self.finished = True
         res = {
             "wall_s": round(time.perf_counter() - self._t0, 6),
@@ -187,11 +247,21 @@ class RunHandle:
         events: list[Any] = []
         if self.finals:
             events.append(
-                MetricsRecorded(study=self.recorder.study, run=self.id, values=dict(self.finals))
+                MetricsRecorded(
+                    study=self.recorder.study,
+                    run=self.id,
+                    values=dict(self.finals),
+                    ts=self._finals_ts,
+                )
             )
         events.append(
             RunFinished(
-                study=self.recorder.study, run=self.id, status=status, error=error, resources=res
+                study=self.recorder.study,
+                run=self.id,
+                status=status,
+                error=error,
+                resources=res,
+                ts=when,
             )
         )
         self.recorder._finish_run(self, events)
@@ -238,7 +308,9 @@ class Recorder:
         durable: bool = False,
         handle_signals: bool = True,
         lease_seconds: float = 60.0,
+        ts: Stamp = None,
     ) -> None:
+        created = stamp(ts)
         if isinstance(path, Ledger):
             self.ledger = path
             self._owns_ledger = False
@@ -276,6 +348,7 @@ class Recorder:
                 description=description,
                 objectives=objs or None,
                 tags=list(tags) if tags is not None else None,
+                ts=created,
             )
         )
         self.flush()
@@ -355,8 +428,11 @@ class Recorder:
         params: Mapping[str, Any] | None = None,
         parents: list[str | CaseHandle] | None = None,
         stage: int = 0,
+        ts: Stamp = None,
     ) -> CaseHandle:
-        """Declare a case; declaring an existing case with the same params returns it."""
+        """Declare a case; declaring an existing case with the same params returns it.
+        ``ts``: when it was declared; default now."""
+        when = stamp(ts)
         parent_ids = [p.id if isinstance(p, CaseHandle) else p for p in parents or []]
         params = dict(params or {})
         existing = self.state.cases.get(case)
@@ -370,6 +446,7 @@ class Recorder:
                 parents=parent_ids or None,
                 stage=stage,
                 params=params or None,
+                ts=when,
             )
         )
         self.state.cases[case] = {"stage": stage, "params": params, "seq": 0}
@@ -384,8 +461,11 @@ class Recorder:
         params: Mapping[str, Any] | None = None,
         eco_class: str | None = None,
         stage: int | None = None,
+        ts: Stamp = None,
     ) -> CaseHandle:
-        """Create a child case by applying an ECO (a change) to ``parent``."""
+        """Create a child case by applying an ECO (a change) to ``parent``; ``ts``: when;
+        default now."""
+        when = stamp(ts)
         parent_id = parent.id if isinstance(parent, CaseHandle) else parent
         parent_info = self.state.cases.get(parent_id)
         if parent_info is None:
@@ -410,6 +490,7 @@ class Recorder:
                 eco_class=eco_class,
                 params=params or None,
                 stage=stage,
+                ts=when,
             )
         )
         self.state.cases[child] = {"stage": stage, "params": params, "seq": 0}
@@ -435,8 +516,11 @@ class Recorder:
         survivors: list[str | CaseHandle],
         *,
         policy: Mapping[str, Any] | None = None,
+        ts: Stamp = None,
     ) -> None:
-        """Record the runner's own survivor decision for the audit trail."""
+        """Record the runner's own survivor decision for the audit trail (``ts``: when
+        it was made; default now)."""
+        when = stamp(ts)
         self.flush()
         self._emit(
             SelectionRecorded(
@@ -445,6 +529,7 @@ class Recorder:
                 survivors=[s.id if isinstance(s, CaseHandle) else s for s in survivors],
                 policy=dict(policy) if policy else None,
                 as_of=self.ledger.head.seq or None,
+                ts=when,
             )
         )
 
@@ -458,7 +543,10 @@ class Recorder:
         config: Mapping[str, Any] | None = None,
         provenance: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        ts: Stamp = None,
     ) -> RunHandle:
+        """Start a run of ``case`` (see ``CaseHandle.run``)."""
+        when = stamp(ts)
         with self._lock:
             key = case.id if seed is None else f"{case.id}~s{seed}"
             attempt = self._attempts.get(key, 0) + 1
@@ -478,6 +566,7 @@ class Recorder:
                     pid=self.pid,
                     config=dict(config) if config is not None else None,
                     provenance=dict(provenance) if provenance is not None else None,
+                    ts=when,
                 )
             )
             self._open[rid] = handle
@@ -562,6 +651,7 @@ class Recorder:
                 host=self.host,
                 pid=self.pid,
                 config={"continues": run},
+                ts=batch[first].ts,
             )
         ]
         out += [
