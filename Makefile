@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PEERS := $(VENV)/.installed-peers
+INTEG := $(VENV)/.installed-integrations
 
 .PHONY: demo test lint format bench bench-smoke soak compare clean
 
@@ -23,13 +24,20 @@ $(PEERS): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,peers]' $(EDITABLE)
 	touch $(PEERS)
 
+# The frameworks the integrations plug into (Optuna, Lightning, Transformers, Keras) and
+# DuckDB for `ledger sql`. PyTorch is pinned to the CPU build these machines hold on disk:
+# a looser pin (or none) makes pip download a CUDA build of several GB.
+$(INTEG): $(PEERS)
+	$(BIN)/python -m pip install -q 'torch==2.13.0' -e '.[dev,peers,integrations]' $(EDITABLE)
+	touch $(INTEG)
+
 demo: $(STAMP)
 	rm -rf demo.ledger demo-export
 	$(BIN)/ledger --ledger demo.ledger demo --out demo-export
 
 # Two pytest-xdist workers (TEST_WORKERS=0 runs serially); tests/conftest.py starts the
 # slow modules first so they overlap with the rest.
-test: $(PEERS) lint
+test: $(INTEG) lint
 	$(BIN)/python -m pytest -n $${TEST_WORKERS:-2} --dist worksteal
 	$(MAKE) bench-smoke
 
@@ -44,7 +52,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(PEERS)
+bench: $(INTEG)
 	$(BIN)/python -m pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-group-by=group --benchmark-columns=min,median,mean,ops,rounds -o addopts=""
 
 bench-smoke: $(STAMP)

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "restore": "cli.commands.backup:restore",
     "anchor": "cli.commands.backup:anchor",
     "import": "cli.commands.importers:import_group",
+    "sql": "cli.commands.sql:sql",
     "demo": "cli.commands.demo:demo",
 }
 
@@ -97,6 +98,7 @@ SUMMARIES: dict[str, str] = {
         "Classify a study's runs (completed, failed, interrupted, running) and list the cases"
         " still pending."
     ),
+    "sql": ("Run a read-only SQL query (DuckDB) over the tables cases, runs, metrics and events."),
     "stats": (
         "Describe a metric per group: count, mean, median, std, min, max, percentiles, and "
         "the t interval of the mean (plus a seeded bootstrap interval with --bootstrap)."
