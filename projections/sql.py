@@ -41,7 +41,7 @@ from ledger.errors import LedgerError
 from .base import UnknownStudy, build_many, resolve_as_of
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     from .study import StudyView
 
@@ -293,7 +293,7 @@ def _stack(parts: Sequence[pa.Table], leading: Sequence[str] | None) -> pa.Table
     """Tables of several studies as one. The cases tables' param columns differ by
     study: their union, sorted, after the fixed columns; a param whose type differs
     between studies becomes text (Arrow's cast), one absent from a study is null."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     if len(parts) == 1:
         return parts[0]
@@ -329,7 +329,7 @@ def _stack(parts: Sequence[pa.Table], leading: Sequence[str] | None) -> pa.Table
 def events_table(ledger: Ledger, *, study: str | None = None, as_of: int | None = None) -> pa.Table:
     """``seq, ts, type, study, case, run, id`` of every event up to ``as_of`` (of
     ``study`` when given), in seq order; ``ts`` as ``timestamp[us, UTC]``."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     limit = resolve_as_of(ledger, as_of)
     cols: dict[str, list[Any]] = {name: [] for name in EVENTS_COLUMNS}
