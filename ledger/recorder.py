@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
@@ -579,6 +579,45 @@ class Recorder:
             self._open.pop(run.id, None)
             self._aux.append(("leases", lease_key(self.study, run.id), None))
         self.flush()
+
+    # -- ready-made events ----------------------------------------------------------
+
+    def record(self, events: Iterable[Any]) -> None:
+        """Buffer ready-made events of this study — wire dicts or event structs — for
+        the next commit, as they are: the ``id`` and ``ts`` they carry are kept (a
+        missing ``ts`` is stamped now). For adapters that turn another tool's records
+        into exactly the events an importer of that tool makes (the Optuna callback).
+
+        Each event is converted and checked here, so a malformed one is refused at the
+        call and nothing of the call is buffered; the rules that need the log (a case
+        before its runs, ...) are checked at the commit, as for every event.
+
+        Raises ``LedgerDecodeError`` (a malformed event) and ``RuleViolation`` (an event
+        of another study).
+        """
+        from .codec import event_from_obj
+
+        now = stamp()
+        replace = msgspec.structs.replace
+        out = []
+        for obj in events:
+            ev = obj if isinstance(obj, msgspec.Struct) and hasattr(obj, "TYPE") else None
+            if ev is None:
+                ev = event_from_obj(obj)
+            if ev.study != self.study:
+                raise RuleViolation(
+                    f"this recorder records study {self.study!r}, not {ev.study!r}",
+                    event_type=ev.TYPE,
+                    field="study",
+                )
+            out.append(ev if ev.ts is not None else replace(ev, ts=now))
+        with self._lock:
+            if self._closed:
+                raise LedgerError("the recorder is closed")
+            self._buffer.extend(out)
+            full = len(self._buffer) >= self.batch_size
+        if full:
+            self.flush()
 
     # -- buffer and commits ---------------------------------------------------------
 
