@@ -20,11 +20,11 @@ import secrets
 import shutil
 from typing import Any, NamedTuple
 
-from . import _lmdb
 from .anchor import fsync_dir
 from .errors import CorruptionError, LedgerError
 from .integrity import verify_isolated
 from .log import Ledger
+from .store import lmdb_env as _lmdb
 
 __all__ = ["BACKUP_FORMAT", "BackupError", "BackupResult", "backup", "restore"]
 

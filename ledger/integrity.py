@@ -26,8 +26,8 @@ import threading
 import time
 from typing import IO, Any
 
-from . import _lmdb
 from .log import Ledger, VerifyReport
+from .store import lmdb_env as _lmdb
 
 __all__ = ["verify_isolated"]
 

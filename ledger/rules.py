@@ -32,7 +32,7 @@ from .events import (
     StudyCreated,
 )
 
-__all__ = ["DUPLICATE", "RefState", "check_event", "check_names"]
+__all__ = ["DUPLICATE", "RefState", "check_event", "check_names", "ref_keys"]
 
 DUPLICATE = object()
 _pack = msgspec.msgpack.Encoder().encode
@@ -93,6 +93,28 @@ class RefState:
         out.extend((b"N" + k[1:], name.encode()) for k, name in self.new_studies.items())
         out.sort()
         return out
+
+
+def ref_keys(events: Any) -> set[bytes]:
+    """Every reference-state key the rules may read for ``events``: a backend behind a
+    network fetches them in one round trip before the rules run (a key missed here is
+    still read on demand, so this only has to be a good guess)."""
+    pairs = {(ev.study, ev.run) for ev in events if ev.TYPE == "metrics_recorded"}
+    keys = {b"R" + h16(study, run) for study, run in pairs}
+    keys.update(b"S" + h16(study) for study in {study for study, _ in pairs})
+    for ev in events:
+        if ev.TYPE == "metrics_recorded":
+            continue
+        study = ev.study
+        keys.add(b"S" + h16(study))
+        run = getattr(ev, "run", None)
+        if run is not None:
+            keys.add(b"R" + h16(study, run))
+        cases = [getattr(ev, "case", None), getattr(ev, "parent", None)]
+        cases.extend(getattr(ev, "parents", None) or ())
+        cases.extend(getattr(ev, "survivors", None) or ())
+        keys.update(b"C" + h16(study, case) for case in cases if isinstance(case, str))
+    return keys
 
 
 _NAME_FIELDS = {

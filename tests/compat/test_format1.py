@@ -24,7 +24,7 @@ from projections.study import builtin_projections
 def to_format1(path: Path) -> int:
     """Rewrite every block of the ledger at ``path`` as a format 1 release stored it."""
     with Ledger(path) as led:
-        events, meta = led._dbs["events"], led._dbs["meta"]
+        events, meta = led._store.dbs["events"], led._store.dbs["meta"]
 
         def rewrite(txn) -> int:
             blocks = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=events)]
@@ -32,21 +32,21 @@ def to_format1(path: Path) -> int:
                 block = BlockView(int.from_bytes(key, "big"), raw)
                 assert block.version == 2
                 txn.put(key, MAGIC_V1 + raw[3 : block.data_end], db=events)
-            ids = led._dbs["ids"]
+            ids = led._store.dbs["ids"]
             for key, value in [(bytes(k), bytes(v)) for k, v in txn.cursor(db=ids)]:
                 if len(value) == 8:  # format 1 kept the digest in every entry
                     txn.put(key, value + key, db=ids)
             txn.put(b"format_version", b"1", db=meta)
             return len(blocks)
 
-        return led._env.write(rewrite)
+        return led._store.env.write(rewrite)
 
 
 def block_versions(path: Path) -> list[int]:
-    with Ledger(path, readonly=True) as led, led._env.read() as txn:
+    with Ledger(path, readonly=True) as led, led._store.env.read() as txn:
         return [
             BlockView(int.from_bytes(k, "big"), v).version
-            for k, v in txn.cursor(db=led._dbs["events"])
+            for k, v in txn.cursor(db=led._store.dbs["events"])
         ]
 
 
@@ -96,8 +96,8 @@ def test_a_format1_id_index_still_deduplicates(pair, tmp_path) -> None:
     copy = tmp_path / "copy.ledger"
     cli(old, "backup", str(tmp_path / "b"))
     cli(old, "restore", str(tmp_path / "b"), str(copy))
-    with Ledger(copy, readonly=True) as led, led._env.read() as txn:
-        sizes = {len(v) for _, v in txn.cursor(db=led._dbs["ids"])}
+    with Ledger(copy, readonly=True) as led, led._store.env.read() as txn:
+        sizes = {len(v) for _, v in txn.cursor(db=led._store.dbs["ids"])}
     assert sizes == {24}
     head = json.loads(cli(copy, "verify", "--json").stdout)["head_seq"]
     again = json.loads(cli(copy, "append", "--json", str(GOLDEN)).stdout)

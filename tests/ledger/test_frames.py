@@ -179,18 +179,20 @@ def test_more_than_65535_names_use_wide_indices() -> None:
 
 
 def _block_keys(ledger: Ledger) -> list[bytes]:
-    with ledger._env.read() as txn:
-        return [bytes(k) for k, _ in txn.cursor(db=ledger._dbs["events"])]
+    with ledger._store.env.read() as txn:
+        return [bytes(k) for k, _ in txn.cursor(db=ledger._store.dbs["events"])]
 
 
 def _rewrite_block(ledger: Ledger, key: bytes, change) -> None:
     def edit(txn):
-        raw = bytes(txn.get(key, db=ledger._dbs["events"]))
+        raw = bytes(txn.get(key, db=ledger._store.dbs["events"]))
         txn.put(
-            key, change(BlockView(int.from_bytes(key, "big"), raw), raw), db=ledger._dbs["events"]
+            key,
+            change(BlockView(int.from_bytes(key, "big"), raw), raw),
+            db=ledger._store.dbs["events"],
         )
 
-    ledger._env.write(edit)
+    ledger._store.env.write(edit)
 
 
 def test_verify_names_the_block_whose_columns_disagree(ledger) -> None:

@@ -178,13 +178,13 @@ def test_a_runs_lease_rides_with_its_start_and_goes_with_its_finish(ledger_path)
         case = rec.case("c")
         rec.flush()
         writes: list[int] = []
-        real = rec.ledger._env.write
+        real = rec.ledger._store.env.write
 
         def counting(body, **kw):
             writes.append(1)
             return real(body, **kw)
 
-        rec.ledger._env.write = counting
+        rec.ledger._store.env.write = counting
         run = case.run()
         assert rec.ledger.aux_get("leases", lease_key("sw", run.id)) is None  # not yet
         run.log({"x": 1.0}, step=0)

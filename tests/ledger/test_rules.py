@@ -246,11 +246,11 @@ def test_hashes_chain_and_match_hash_at(ledger):
 
 
 def _stored(ledger, seq):
-    from ledger import _lmdb
     from ledger.blocks import BlockView, seq_key
+    from ledger.store import lmdb_env as _lmdb
 
-    with ledger._env.read() as txn:
-        key, value = _lmdb.block_at_or_before(txn, ledger._dbs["events"], seq_key(seq))
+    with ledger._store.env.read() as txn:
+        key, value = _lmdb.block_at_or_before(txn, ledger._store.dbs["events"], seq_key(seq))
         block = BlockView(int.from_bytes(key, "big"), value)
         return bytes(block.event_bytes(seq - block.first_seq))
 
@@ -288,7 +288,7 @@ def test_missing_ledger_is_not_created(tmp_path):
 
 def test_same_path_shares_one_environment(ledger_path):
     with Ledger(ledger_path) as a, Ledger(ledger_path) as b:
-        assert a._env is b._env
+        assert a._store.env is b._store.env
         a.append(basic_study())
         assert b.head.seq == 7
 
@@ -343,12 +343,12 @@ def test_nan_is_canonical_whatever_its_sign(ledger):
 
 
 def test_verify_notices_a_damaged_id_index(ledger):
-    from ledger import _lmdb
+    from ledger.store import lmdb_env as _lmdb
 
     ledger.append(basic_study())
-    with ledger._env.read() as txn:
-        key = next(iter(_lmdb.cursor_iter_from(txn, ledger._dbs["ids"], b"")))[0]
+    with ledger._store.env.read() as txn:
+        key = next(iter(_lmdb.cursor_iter_from(txn, ledger._store.dbs["ids"], b"")))[0]
         key = bytes(key)
-    ledger._env.write(lambda txn: txn.delete(key, db=ledger._dbs["ids"]))
+    ledger._store.env.write(lambda txn: txn.delete(key, db=ledger._store.dbs["ids"]))
     report = ledger.verify()
     assert not report.ok and "the id index holds 6 entries for 7 events" in report.error

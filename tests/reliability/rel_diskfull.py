@@ -27,7 +27,7 @@ def main() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     ledger = Ledger(path)
-    flags = ledger._env.env.flags()
+    flags = ledger._store.env.env.flags()
     out["writemap"], out["sync"], out["metasync"] = (
         flags["writemap"],
         flags["sync"],

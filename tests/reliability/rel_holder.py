@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ledger import _lmdb
+from ledger.store import lmdb_env as _lmdb
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def main() -> None:
                 assert batch[0].seq == last + 1, "a reader saw a gap"
                 last = batch[-1].seq
             if rng.random() < 0.3:
-                with ledger._env.read():  # a long read transaction, pinning a snapshot
+                with ledger._store.env.read():  # a long read transaction, pinning a snapshot
                     time.sleep(rng.uniform(0, 0.05))
 
 

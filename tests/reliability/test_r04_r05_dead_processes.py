@@ -11,8 +11,9 @@ import lmdb
 import pytest
 from rel_common import script
 
-from ledger import Ledger, _lmdb
+from ledger import Ledger
 from ledger.integrity import verify_isolated
+from ledger.store import lmdb_env as _lmdb
 
 
 def _start_holders(args_list):
@@ -80,6 +81,6 @@ def test_r5_dead_writer(fast_dir):
         assert took < 1.0, f"the next append waited {took:.2f} s for a dead writer"
         assert result.head_seq == before.head_seq + 1
         assert [e.seq for e in ledger.read()] == [1, 2]
-        with ledger._env.read() as txn:
-            assert txn.get(b"\xff" * 8, db=ledger._env.dbs["events"]) is None
+        with ledger._store.env.read() as txn:
+            assert txn.get(b"\xff" * 8, db=ledger._store.env.dbs["events"]) is None
     assert verify_isolated(path).ok

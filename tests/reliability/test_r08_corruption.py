@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from rel_common import script, size
 
 from cli.main import cli
-from ledger import Ledger, _lmdb
+from ledger import Ledger
+from ledger.store import lmdb_env as _lmdb
 
 pytestmark = pytest.mark.slow
 

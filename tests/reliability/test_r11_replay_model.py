@@ -148,7 +148,7 @@ class LedgerModel(RuleBasedStateMachine):
     def crash_restart(self, junk: bytes) -> None:
         """A writer dies mid-batch: its transaction holds a block and a moved head but
         never commits, then the process restarts."""
-        shared = self.ledger._env
+        shared = self.ledger._store.env
         txn = shared.env.begin(write=True)
         txn.put(seq_key(len(self.model) + 1), junk, db=shared.dbs["events"])
         txn.put(b"head_seq", seq_key(len(self.model) + 9), db=shared.dbs["meta"])
@@ -159,7 +159,7 @@ class LedgerModel(RuleBasedStateMachine):
     @rule()
     def grow_map(self) -> None:
         before = self.ledger.storage_info()["map_size"]
-        self.ledger._env.grow(None)
+        self.ledger._store.env.grow(None)
         assert self.ledger.storage_info()["map_size"] == 2 * before
 
     @precondition(lambda self: self.model)

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 from rel_common import ROOT, last_acked, script
 
 from cli.main import cli
-from ledger import Ledger, _lmdb
+from ledger import Ledger
 from ledger.backup import BackupError, backup, restore
 from ledger.integrity import verify_isolated
+from ledger.store import lmdb_env as _lmdb
 
 pytestmark = pytest.mark.slow
 

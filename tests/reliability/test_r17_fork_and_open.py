@@ -79,13 +79,13 @@ def test_r17_one_environment_per_path_per_process(tmp_path):
     path = str(tmp_path / "r17.ledger")
     a = Ledger(path)
     b = Ledger(os.path.join(str(tmp_path), ".", "r17.ledger"), create=False, readonly=True)
-    assert a._env is b._env
+    assert a._store.env is b._store.env
     a.append([{"type": "study_created", "study": "s"}])
     a.close()
     assert b.head.seq == 1, "closing one Ledger closed the shared environment"
     b.close()
     with Ledger(path, create=False) as c:
-        assert c._env is not a._env and c.head.seq == 1
+        assert c._store.env is not a._store.env and c.head.seq == 1
 
 
 @pytest.mark.slow

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from ledger import Ledger, _lmdb
+from ledger import Ledger
 from ledger.backup import backup
 from ledger.errors import UnsafeLocation
 from ledger.integrity import verify_isolated
+from ledger.store import lmdb_env as _lmdb
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def test_lock_false_only_read_only_on_a_backup(tmp_path):
 def test_settings_that_follow(tmp_path):
     """RELIABILITY.md "Settings that follow", as the environment reports them."""
     with Ledger(tmp_path / "l") as ledger:
-        flags = ledger._env.env.flags()
+        flags = ledger._store.env.env.flags()
         info = ledger.storage_info()
     assert flags["sync"] and flags["metasync"] and flags["lock"] and flags["subdir"]
     assert not flags["writemap"] and not flags["map_async"]

@@ -1,4 +1,4 @@
-"""Everything that touches LMDB: settings, the shared environment, growth, errors.
+"""Everything that touches the lmdb module: settings, the shared environment, growth, errors.
 
 The one module that imports ``lmdb`` (STYLE convention 1). RELIABILITY.md "Settings that
 follow" is applied here: sync and metasync on, writemap and map_async off, a sparse map
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from .errors import (
+from ledger.errors import (
     ForkSafetyError,
     LedgerFull,
     LedgerNotFound,
