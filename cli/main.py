@@ -156,8 +156,9 @@ class LazyGroup(click.Group):
     envvar="LEDGER_PATH",
     default="results.ledger",
     show_default=True,
-    type=click.Path(file_okay=False),
-    help="The ledger folder (env LEDGER_PATH).",
+    metavar="PATH|URL",
+    help="The ledger: a folder (LMDB, on this host) or a postgresql:// URL (a ledger "
+    "shared by hosts; ?schema=NAME, default ledger) (env LEDGER_PATH).",
 )
 @click.option(
     "--allow-network-fs",

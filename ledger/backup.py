@@ -25,6 +25,7 @@ from .errors import CorruptionError, LedgerError
 from .integrity import verify_isolated
 from .log import Ledger
 from .store import lmdb_env as _lmdb
+from .store.location import is_url, mask
 
 __all__ = ["BACKUP_FORMAT", "BackupError", "BackupResult", "backup", "restore"]
 
@@ -85,6 +86,18 @@ def _drop_lock_file(folder: str) -> None:
             pass
 
 
+def _refuse_urls(*locations: str | os.PathLike[str]) -> None:
+    """Backups are copies of an LMDB folder; a shared ledger has its server's tools."""
+    for location in locations:
+        if is_url(location):
+            raise BackupError(
+                f"{mask(location)} is a PostgreSQL ledger: back it up with the server's own "
+                "tools (pg_dump --schema=NAME, or continuous archiving), or keep a local "
+                "replica with `ledger sync URL FOLDER`; `ledger backup` and `ledger "
+                "restore` copy LMDB folders"
+            )
+
+
 def backup(
     source: str | os.PathLike[str],
     dest: str | os.PathLike[str],
@@ -97,6 +110,7 @@ def backup(
     Raises ``BackupError`` when ``dest`` exists, ``CorruptionError`` when the copy does
     not verify (then nothing is left at ``dest``).
     """
+    _refuse_urls(source, dest)
     source, dest = os.fspath(source), os.path.abspath(os.fspath(dest))
     _refuse_existing(dest, "a backup")
     with Ledger(source, create=False, readonly=True, allow_network_fs=allow_network_fs) as live:
@@ -180,6 +194,7 @@ def restore(
     copy is verified again before it is renamed into place. Refuses a ``dest`` that holds
     a ledger or anything else.
     """
+    _refuse_urls(source, dest)
     source, dest = os.fspath(source), os.path.abspath(os.fspath(dest))
     real = _lmdb.require_ledger(source)
     marker = read_marker(real)

@@ -137,9 +137,7 @@ def _commit_bulk(
         raise Careful
     n = len(prepared)
     if n == 0:
-        return AppendResult(
-            appended=0, duplicates=0, head_seq=head_seq, head_hash=head_hash.hex()
-        )
+        return AppendResult(appended=0, duplicates=0, head_seq=head_seq, head_hash=head_hash.hex())
     seq8s = [s.to_bytes(8, "big") for s in range(head_seq + 1, head_seq + n + 1)]
     now_enc = _encode_head(batch.now)
     stored = [_stored(s8, p, now_enc) for s8, p in zip(seq8s, prepared)]

@@ -27,6 +27,7 @@ import time
 from typing import IO, Any
 
 from .log import Ledger, VerifyReport
+from .store import MEMORY_PREFIX, is_url
 from .store import lmdb_env as _lmdb
 
 __all__ = ["verify_isolated"]
@@ -43,7 +44,9 @@ def verify_isolated(
     lock: bool | None = None,
     allow_network_fs: bool = False,
 ) -> VerifyReport:
-    """Run ``Ledger(path).verify()`` in a child process and return its report.
+    """Run ``Ledger(path).verify()`` in a child process and return its report (a
+    PostgreSQL or in-memory ledger is verified in this process: its bytes come from a
+    server or from memory, never from a mapped file that could kill the reader).
 
     Never raises on damaged files: a child killed by a signal, one that says nothing or
     one that runs past ``timeout`` seconds gives a failed report. ``lock=None`` opens
@@ -51,6 +54,10 @@ def verify_isolated(
     Raises ``LedgerNotFound`` (checked on the file names only) when no ledger is there.
     """
     path = os.fspath(path)
+    if is_url(path) or path.startswith(MEMORY_PREFIX):
+        # A database server's bytes cannot crash this process: verify in place.
+        with Ledger(path, create=False, readonly=True) as ledger:
+            return ledger.verify()
     real = _lmdb.require_ledger(path)
     if lock is None:
         lock = not (_lmdb.is_backup(real) and not os.access(real, os.W_OK))

@@ -159,10 +159,12 @@ def prepare(
     redacted: list[str] = []
     seen: set[str] = set()
     all_metrics = True
-    fast = _STRICT_METRICS
+    fast: Any = _STRICT_METRICS
     digest_of = blake2b
     fast_encode = _canonical.encode
     new_tuple = tuple.__new__  # a named tuple's own __new__ is a Python function
+    raw: Any
+    item: Prepared
     for i, raw in enumerate(events):
         try:
             if type(raw) is dict:
@@ -177,8 +179,8 @@ def prepare(
                         check_names(raw, seen)
                     digest = digest_of(content, digest_size=16).digest()
                     eid = digest.hex()
-                    item = (raw, content, digest, eid, digest, _HEX32 + eid.encode(), None, i)
-                    out.append(new_tuple(Prepared, item))
+                    fields = (raw, content, digest, eid, digest, _HEX32 + eid.encode(), None, i)
+                    out.append(new_tuple(Prepared, fields))
                     continue
             item = _prepare_one(raw, i, redact, redacted, seen, where_of)
         except EventError as exc:

@@ -96,9 +96,10 @@ def _chunk(
             return out, limit
         envs = block.decode()
         if with_hashes:
-            if prev[0] is None or study is not None:
-                prev[0] = prev_hash(view, block.first_seq)
-            for env, hh in zip(envs, block.hashes(prev[0])):
+            before = prev[0]
+            if before is None or study is not None:
+                before = prev_hash(view, block.first_seq)
+            for env, hh in zip(envs, block.hashes(before)):
                 env.hash = hh
             prev[0] = block.last_hash
         lo = max(0, pos + 1 - block.first_seq)

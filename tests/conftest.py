@@ -119,3 +119,28 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_report_header(config):
     return f"shared data: {SHARED_DATA} ({'present' if SHARED_DATA.exists() else 'absent'}); SOAK={os.environ.get('SOAK', '0')}"
+
+
+# -- PostgreSQL (tests/pg.py) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """This session's PostgreSQL database (``tests/pg.py``); skips with the reason when
+    there is no server, and fails instead under ``LEDGER_REQUIRE_PG=1`` (CI)."""
+    from tests import pg
+
+    with pg.server() as found:
+        if isinstance(found, str):
+            if pg.REQUIRED:
+                pytest.fail(f"LEDGER_REQUIRE_PG=1 but {found}")
+            pytest.skip(found)
+        yield found
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A URL naming a fresh, empty ledger schema of its own."""
+    from tests import pg
+
+    return pg_server.schema_url(pg.new_schema())

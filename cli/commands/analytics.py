@@ -17,6 +17,7 @@ import click
 from cli.commands.checkpoint import reported_warnings
 from cli.options import as_of_option, json_option, ledger_path, open_ledger
 from cli.output import echo_json
+from ledger.store.location import is_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,7 +97,8 @@ def _query(
 def _config(ctx: click.Context) -> Any:
     from projections.analytics.config import load_config
 
-    return load_config(ledger_path(ctx))
+    location = ledger_path(ctx)
+    return load_config(None if is_url(location) else location)
 
 
 def _render(result: Any, as_json: bool) -> None:

@@ -22,11 +22,11 @@ def init(ctx: click.Context) -> None:
     \b
     Example:
       ledger --ledger results.ledger init
+      ledger --ledger 'postgresql://ledger@db.lab/results?schema=chip' init
     """
-    path = ledger_path(ctx)
     ledger = open_ledger(ctx, create=True)
     head = ledger.head
-    click.echo(f"ledger {ledger.ledger_id} at {path} (head seq {head.seq})")
+    click.echo(f"ledger {ledger.ledger_id} at {ledger.path} (head seq {head.seq})")
 
 
 @click.command()
@@ -223,7 +223,7 @@ def status(ctx: click.Context, as_of: int | None, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"ledger {ledger_path(ctx)}  id {ledger.ledger_id}")
+    click.echo(f"ledger {ledger.path}  id {ledger.ledger_id}")
     click.echo(f"head   seq {head.seq}  hash {head.hash}")
     if not studies:
         click.echo("no studies yet")

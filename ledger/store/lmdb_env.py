@@ -347,7 +347,9 @@ class SharedEnv:
         """A transaction, or None when another process grew the map (adopt and retry)."""
         for attempt in range(2):
             try:
-                return self.env.begin(write=write, buffers=not write)
+                if write:
+                    return self.env.begin(write=True)
+                return self.env.begin(buffers=True)  # type: ignore[return-value]
             except lmdb.MapResizedError:
                 return None
             except lmdb.ReadersFullError as exc:

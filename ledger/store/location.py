@@ -40,7 +40,7 @@ def mask(location: str | os.PathLike[str]) -> str:
     parameter) as ``***``; a path as it is."""
     if not is_url(location):
         return os.fspath(location)
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit  # only for URLs
+    from urllib.parse import parse_qsl, urlencode, urlsplit  # only for URLs
 
     text = str(location)
     try:
@@ -59,7 +59,18 @@ def mask(location: str | os.PathLike[str]) -> str:
         if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
             pairs = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
             query = urlencode(pairs, safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return _unsplit(parts.scheme, netloc, parts.path, query, parts.fragment)
+
+
+def _unsplit(scheme: str, netloc: str, path: str, query: str, fragment: str) -> str:
+    """``urlunsplit`` that keeps ``//`` with an empty host (``postgresql:///db``: the
+    local socket), which libpq needs and urllib drops."""
+    out = f"{scheme}://{netloc}{path}"
+    if query:
+        out += f"?{query}"
+    if fragment:
+        out += f"#{fragment}"
+    return out
 
 
 def _mask_crudely(text: str) -> str:
@@ -71,7 +82,7 @@ def _mask_crudely(text: str) -> str:
 def parse_pg(location: str) -> PgLocation:
     """Split our ``schema`` parameter off a PostgreSQL URL. Raises ``ValueError`` with a
     message that names the URL masked."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit  # only for URLs
+    from urllib.parse import parse_qsl, urlencode, urlsplit  # only for URLs
 
     shown = mask(location)
     try:
@@ -87,5 +98,5 @@ def parse_pg(location: str) -> PgLocation:
             "not starting with a digit, at most 63 characters)"
         )
     rest = urlencode([(k, v) for k, v in pairs if k != "schema"])
-    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
+    conninfo = _unsplit(parts.scheme, parts.netloc, parts.path, rest, parts.fragment)
     return PgLocation(conninfo, schema, shown)
