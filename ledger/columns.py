@@ -31,7 +31,7 @@ from __future__ import annotations
 import operator
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
@@ -106,6 +106,7 @@ class _Plans(dict):
         ordered = sorted(keys)
         names = self.names
         idx = [names.setdefault(n, len(names)) for n in ordered]
+        get: Callable[[dict[str, Any]], tuple[Any, ...]]
         if len(ordered) > 1:
             get = itemgetter(*ordered)
         elif ordered:

@@ -41,7 +41,7 @@ class MetricRows(NamedTuple):
     names: list[str]
 
     @property
-    def count(self) -> int:
+    def count(self) -> int:  # type: ignore[override]  # shadows tuple.count(x), never used on rows
         """Events (rows); ``len()`` of a named tuple is its field count."""
         return len(self.seq)
 

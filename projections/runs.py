@@ -9,13 +9,14 @@ artifacts; an invalidation is a later judgement, not the run's activity).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from ledger.events import ArtifactRecorded, RunFinished, RunInvalidated, RunStarted
-from ledger.frames import Frame
+from ledger.frames import Frame, MetricRows
 
 from .base import BaseProjection, encode_state
 
@@ -137,6 +138,9 @@ class _State(msgspec.Struct, array_like=True, gc=False):
 
 _decode_state = msgspec.msgpack.Decoder(_State).decode
 
+# ``RunsProjection`` method per event type; other types are not the runs' concern.
+_Fold = Callable[["RunsProjection", int, int, Any], None]
+
 
 class RunsProjection(BaseProjection):
     """Folds run_started, run_finished, run_invalidated, artifact_recorded, and the
@@ -160,66 +164,75 @@ class RunsProjection(BaseProjection):
         return st
 
     def _fold_frame(self, frame: Frame) -> None:
+        folds = _FOLDS
         for env in frame.other:
-            ev = env.event
-            kind = type(ev)
-            if kind is RunStarted:
-                st = self._runs(ev.study)
-                if ev.run in st.runs:
-                    continue
-                st._add(
-                    RunInfo(
-                        ev.run,
-                        ev.case,
-                        env.seq,
-                        env.ts,
-                        ev.attempt,
-                        ev.seed,
-                        ev.host,
-                        ev.pid,
-                        ev.config,
-                        ev.provenance,
-                        last_seq=env.seq,
-                        last_ts=env.ts,
-                    )
-                )
-                continue
-            if kind not in (RunFinished, RunInvalidated, ArtifactRecorded):
-                continue
-            st = self.studies.get(ev.study)
-            info = st.runs.get(ev.run) if st is not None else None
-            if info is None:
-                continue
-            if kind is RunFinished:
-                if info.status is None:
-                    info.status = ev.status
-                    info.error = ev.error
-                    info.resources = ev.resources
-                    info.finished_seq = env.seq
-                    info.finished_ts = env.ts
-                    info.last_seq, info.last_ts = env.seq, env.ts
-            elif kind is RunInvalidated:
-                if info.invalidated is None:
-                    info.invalidated = ev.reason
-                    info.invalidated_seq = env.seq
-            else:
-                info.artifacts.append(
-                    Artifact(ev.name, ev.uri, env.seq, ev.sha256, ev.bytes, ev.media_type)
-                )
-                info.last_seq, info.last_ts = env.seq, env.ts
-        m = frame.metrics
-        if m.count:
-            # Each run's latest metrics event: one unique over the reversed run column.
-            uniq, back = np.unique(m.run[::-1], return_index=True)
-            last = m.count - 1 - back
-            studies = self.studies
-            for key, seq, ts in zip(
-                map(m.runs.__getitem__, uniq.tolist()), m.seq[last].tolist(), m.ts[last].tolist()
-            ):
-                st = studies.get(key[0])
-                info = st.runs.get(key[1]) if st is not None else None
-                if info is not None and seq > info.last_seq:
-                    info.last_seq, info.last_ts = seq, ts
+            fold = folds.get(type(env.event))  # exact types, as the events are decoded
+            if fold is not None:
+                fold(self, env.seq, env.ts, env.event)
+        self._note_metrics(frame.metrics)
+
+    def _started(self, seq: int, ts: int, ev: RunStarted) -> None:
+        st = self._runs(ev.study)
+        if ev.run in st.runs:
+            return
+        st._add(
+            RunInfo(
+                ev.run,
+                ev.case,
+                seq,
+                ts,
+                ev.attempt,
+                ev.seed,
+                ev.host,
+                ev.pid,
+                ev.config,
+                ev.provenance,
+                last_seq=seq,
+                last_ts=ts,
+            )
+        )
+
+    def _info(self, study: str, run: str) -> RunInfo | None:
+        st = self.studies.get(study)
+        return st.runs.get(run) if st is not None else None
+
+    def _finished(self, seq: int, ts: int, ev: RunFinished) -> None:
+        info = self._info(ev.study, ev.run)
+        if info is not None and info.status is None:
+            info.status = ev.status
+            info.error = ev.error
+            info.resources = ev.resources
+            info.finished_seq = seq
+            info.finished_ts = ts
+            info.last_seq, info.last_ts = seq, ts
+
+    def _invalidated(self, seq: int, ts: int, ev: RunInvalidated) -> None:
+        info = self._info(ev.study, ev.run)
+        if info is not None and info.invalidated is None:
+            info.invalidated = ev.reason
+            info.invalidated_seq = seq
+
+    def _artifact(self, seq: int, ts: int, ev: ArtifactRecorded) -> None:
+        info = self._info(ev.study, ev.run)
+        if info is not None:
+            info.artifacts.append(
+                Artifact(ev.name, ev.uri, seq, ev.sha256, ev.bytes, ev.media_type)
+            )
+            info.last_seq, info.last_ts = seq, ts
+
+    def _note_metrics(self, m: MetricRows) -> None:
+        """Each run's latest metrics event moves its last event time."""
+        if not m.count:
+            return
+        # Each run's latest metrics event: one unique over the reversed run column.
+        uniq, back = np.unique(m.run[::-1], return_index=True)
+        last = m.count - 1 - back
+        for key, seq, ts in zip(
+            map(m.runs.__getitem__, uniq.tolist()), m.seq[last].tolist(), m.ts[last].tolist()
+        ):
+            info = self._info(key[0], key[1])
+            if info is not None and seq > info.last_seq:
+                info.last_seq, info.last_ts = seq, ts
 
     def snapshot(self) -> bytes:
         return encode_state(
@@ -239,3 +252,11 @@ class RunsProjection(BaseProjection):
             studies[st.study] = runs
         self.studies = studies
         self.seq = state.seq
+
+
+_FOLDS: dict[type, _Fold] = {
+    RunStarted: RunsProjection._started,
+    RunFinished: RunsProjection._finished,
+    RunInvalidated: RunsProjection._invalidated,
+    ArtifactRecorded: RunsProjection._artifact,
+}

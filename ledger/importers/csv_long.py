@@ -65,18 +65,7 @@ def read_csv_long(
         (value_column, "--value-column"),
         *((c, "--case") for c in case),
     ]
-    for col, option in named:
-        need_column(header, col, option, src)
-    used = {c for c, _ in named if c is not None}
-    long_roles = {c: opt[2:].replace("-column", "") for c, opt in named if c}
-    ignored = set(match_columns(header, ignore, "--ignore", src))
-    left = [h for h in header if h not in used and h not in ignored]
-    if left and unmapped == "error":
-        raise ImportSourceError(
-            f"{len(left)} column(s) not mapped to a role: {', '.join(left)}; a long file has "
-            "run, metric, step, value (and case) columns; pass --ignore or --unmapped ignore",
-            where=src,
-        )
+    long_roles = _long_roles(header, named, ignore, unmapped, src)
     idx = {h: i for i, h in enumerate(header)}
     i_run, i_metric, i_value = idx[run], idx[metric_column], idx[value_column]
     i_step = idx[step] if step is not None else None
@@ -142,6 +131,55 @@ def read_csv_long(
         what = f"no row of study {study!r}" if other_rows else "no values"
         raise ImportSourceError(f"{what}; nothing to import", where=src)
 
+    events, n_cases = _long_events(study_order, found, finish_status)
+    summary = {
+        "source": src,
+        "format": "long",
+        "studies": list(study_order),
+        "rows": len(rows),
+        "rows_of_other_studies": other_rows,
+        "cases": n_cases,
+        "runs": len(found),
+        "metric_values": values_n,
+        "stepped_values": stepped_n,
+        "superseded": superseded,
+        "empty_cells_total": empty,
+        "columns": {h: long_roles.get(h, "ignore") for h in header},
+        "events": len(events),
+    }
+    return ImportResult(events=events, summary=summary)
+
+
+def _long_roles(
+    header: list[str],
+    named: list[tuple[str | None, str]],
+    ignore: Sequence[str],
+    unmapped: str,
+    src: str,
+) -> dict[str, str]:
+    """Each named column's role (``run``, ``metric`` ...), after checking that every
+    named column exists and that no column is left unmapped under ``"error"``."""
+    for col, option in named:
+        need_column(header, col, option, src)
+    used = {c for c, _ in named if c is not None}
+    long_roles = {c: opt[2:].replace("-column", "") for c, opt in named if c}
+    ignored = set(match_columns(header, ignore, "--ignore", src))
+    left = [h for h in header if h not in used and h not in ignored]
+    if left and unmapped == "error":
+        raise ImportSourceError(
+            f"{len(left)} column(s) not mapped to a role: {', '.join(left)}; a long file has "
+            "run, metric, step, value (and case) columns; pass --ignore or --unmapped ignore",
+            where=src,
+        )
+    return long_roles
+
+
+def _long_events(
+    study_order: dict[str, None],
+    found: dict[tuple[str, str], dict[str, Any]],
+    finish_status: str | None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The events of the runs found (studies, cases, runs), and the number of cases."""
     events: list[dict[str, Any]] = [study_created(s) for s in study_order]
     seen_cases: set[tuple[str, str]] = set()
     for (s, _), r in found.items():
@@ -158,19 +196,4 @@ def read_csv_long(
             final=r["final"],
             status=finish_status,
         )
-    summary = {
-        "source": src,
-        "format": "long",
-        "studies": list(study_order),
-        "rows": len(rows),
-        "rows_of_other_studies": other_rows,
-        "cases": len(seen_cases),
-        "runs": len(found),
-        "metric_values": values_n,
-        "stepped_values": stepped_n,
-        "superseded": superseded,
-        "empty_cells_total": empty,
-        "columns": {h: long_roles.get(h, "ignore") for h in header},
-        "events": len(events),
-    }
-    return ImportResult(events=events, summary=summary)
+    return events, len(seen_cases)

@@ -78,6 +78,25 @@ class _Run:
     per_step: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The column options of ``read_csv_wide`` that the row loop reads."""
+
+    study: str | None
+    study_column: str | None
+    case: Sequence[str]
+    case_sep: str
+    run: str | None
+    stage: str | None
+    status: str | None
+    error_column: str | None
+    error_key: str | None
+    time_column: str | None
+    naive_tz: str
+    sample_as: SampleAs
+    step: str | None
+
+
 def read_csv_wide(
     path: str | os.PathLike[str],
     *,
@@ -118,30 +137,27 @@ def read_csv_wide(
     columns left unmapped under ``unmapped="error"``.
     """
     path = Path(path)
-    src = str(path)
-    if sample_as not in ("run", "step"):
-        raise ImportSourceError(f"sample_as must be 'run' or 'step', not {sample_as!r}")
-    if unmapped not in ("error", "config", "ignore", "auto"):
-        raise ImportSourceError(
-            f"unmapped must be 'error', 'config', 'ignore' or 'auto', not {unmapped!r}"
-        )
-    if sample_as == "step" and step is None:
-        raise ImportSourceError(
-            "sample_as='step' needs the step column (--step COLUMN, e.g. the sample index)"
-        )
-    if sample_as == "step" and not case:
-        raise ImportSourceError(
-            "sample_as='step' makes one run per case; name the case column(s) (--case)"
-        )
-    if error_key is not None and error_column is None:
-        raise ImportSourceError("error_key needs error_column (--error-column)")
-
+    opts = _Options(
+        study,
+        study_column,
+        case,
+        case_sep,
+        run,
+        stage,
+        status,
+        error_column,
+        error_key,
+        time_column,
+        naive_tz,
+        sample_as,
+        step,
+    )
+    _check_options(opts, unmapped)
     header, rows = read_rows(path, delimiter, encoding, progress)
-
     roles = resolve_roles(
         header,
         rows,
-        src,
+        str(path),
         fixed=[
             (study_column, "study", "--study-column"),
             (run, "run", "--run"),
@@ -161,40 +177,108 @@ def read_csv_wide(
         ],
         unmapped=unmapped,
     )
-    idx = {h: i for i, h in enumerate(header)}
-    metric_cols = [(h, idx[h]) for h in header if roles[h] == "metric"]
-    param_cols = [(h, idx[h]) for h in header if roles[h] == "param"]
-    config_cols = [(h, idx[h]) for h in header if roles[h] in ("config", "json")]
-    json_set = {h for h in header if roles[h] == "json"}
-    case_idx = [idx[c] for c in case]
-    i_study = idx[study_column] if study_column is not None else None
-
-    # -- rows -------------------------------------------------------------------
-    default_study = study if study is not None else path.stem
-    empty: Counter[str] = Counter()
-    statuses: Counter[str] = Counter()
-    study_order: dict[str, None] = {}
-    cases: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-    runs: dict[tuple[str, str], _Run] = {}
-    other_study_rows = 0
-    assumed_tz = 0
-    metric_values = 0
-    stepped_values = 0
-
-    run_lines: dict[tuple[str, str], int] = {}
-    events_of_runs: list[dict[str, Any]] = []
+    reader = _WideReader(opts, str(path), path.stem, header, roles)
     for n, (line, row) in enumerate(rows, 1):
-        where = f"{src}:{line}"
-        s = row_study(row, i_study, study, default_study, where, study_column)
-        if s is None:
-            other_study_rows += 1
-            continue
-        study_order.setdefault(s, None)
+        reader.row(n, line, row)
+    return reader.result(len(rows))
 
-        # case and its params
-        if case:
+
+def _check_options(opts: _Options, unmapped: str) -> None:
+    if opts.sample_as not in ("run", "step"):
+        raise ImportSourceError(f"sample_as must be 'run' or 'step', not {opts.sample_as!r}")
+    if unmapped not in ("error", "config", "ignore", "auto"):
+        raise ImportSourceError(
+            f"unmapped must be 'error', 'config', 'ignore' or 'auto', not {unmapped!r}"
+        )
+    if opts.sample_as == "step" and opts.step is None:
+        raise ImportSourceError(
+            "sample_as='step' needs the step column (--step COLUMN, e.g. the sample index)"
+        )
+    if opts.sample_as == "step" and not opts.case:
+        raise ImportSourceError(
+            "sample_as='step' makes one run per case; name the case column(s) (--case)"
+        )
+    if opts.error_key is not None and opts.error_column is None:
+        raise ImportSourceError("error_key needs error_column (--error-column)")
+
+
+class _WideReader:
+    """The rows of one wide file, read one at a time into cases, runs and counts."""
+
+    def __init__(
+        self, opts: _Options, src: str, stem: str, header: list[str], roles: dict[str, str]
+    ) -> None:
+        self.o = opts
+        self.src = src
+        self.header = header
+        self.roles = roles
+        idx = {h: i for i, h in enumerate(header)}
+        self.idx = idx
+        self.metric_cols = [(h, idx[h]) for h in header if roles[h] == "metric"]
+        self.param_cols = [(h, idx[h]) for h in header if roles[h] == "param"]
+        self.config_cols = [(h, idx[h]) for h in header if roles[h] in ("config", "json")]
+        self.json_set = {h for h in header if roles[h] == "json"}
+        self.case_idx = [idx[c] for c in opts.case]
+        self.i_study = idx[opts.study_column] if opts.study_column is not None else None
+        self.default_study = opts.study if opts.study is not None else stem
+        self.empty: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.study_order: dict[str, None] = {}
+        self.cases: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.runs: dict[tuple[str, str], _Run] = {}
+        self.other_study_rows = 0
+        self.assumed_tz = 0
+        self.metric_values = 0
+        self.stepped_values = 0
+        self.run_lines: dict[tuple[str, str], int] = {}
+        self.events_of_runs: list[dict[str, Any]] = []
+
+    def row(self, n: int, line: int, row: list[str]) -> None:
+        """Read data row ``n`` (1-based), at ``line`` of the file. The checks run in
+        the order of the row's parts: ids, case, time, metrics, attributes, status."""
+        o = self.o
+        where = f"{self.src}:{line}"
+        s = row_study(row, self.i_study, o.study, self.default_study, where, o.study_column)
+        if s is None:
+            self.other_study_rows += 1
+            return
+        self.study_order.setdefault(s, None)
+        case_id, run_id = self._ids(n, row, where)
+        self._case(s, case_id, line, row, where)
+        ts = None
+        if o.time_column is not None and row[self.idx[o.time_column]] != "":
+            ts, assumed = time_cell(row[self.idx[o.time_column]], o.naive_tz, where, o.time_column)
+            self.assumed_tz += assumed
+        values = {c: number_cell(row[i], where, c) for c, i in self._filled(row, self.metric_cols)}
+        attrs = self._attrs(row, ts, where)
+        row_status = None
+        if o.status is not None and row[self.idx[o.status]] != "":
+            row_status = status_word(row[self.idx[o.status]], where, o.status)
+        err = None
+        if o.error_column is not None:
+            err = error_text(row[self.idx[o.error_column]], o.error_key, where, o.error_column)
+        if o.sample_as == "run":
+            self._run_row(s, case_id, run_id, line, where, ts, values, attrs, row_status, err)
+        else:
+            self._step_row(s, case_id, run_id, line, row, where, ts, values, attrs, row_status, err)
+
+    def _filled(self, row: list[str], cols: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """The columns of ``cols`` with a value in ``row``; empty cells are counted."""
+        out = []
+        for c, i in cols:
+            if row[i] == "":
+                self.empty[c] += 1
+            else:
+                out.append((c, i))
+        return out
+
+    def _ids(self, n: int, row: list[str], where: str) -> tuple[str, str]:
+        """The row's case id (its case columns joined) and run id, both checked."""
+        o = self.o
+        case_id = None
+        if o.case:
             parts = []
-            for c, i in zip(case, case_idx):
+            for c, i in zip(o.case, self.case_idx):
                 if row[i] == "":
                     raise ImportSourceError(
                         "is empty; a case column needs a value",
@@ -203,191 +287,198 @@ def read_csv_wide(
                         label="column",
                     )
                 parts.append(row[i])
-            case_id = case_sep.join(parts)
-        else:
-            case_id = None
-        run_cell = row[idx[run]] if run is not None else None
-        if sample_as == "run":
-            run_id = run_cell if run is not None else f"row{n}"
-            check_name(run_id, "run", where=where, field=run, label="column")
+            case_id = o.case_sep.join(parts)
+        if o.sample_as == "run":
+            run_id = row[self.idx[o.run]] if o.run is not None else f"row{n}"
+            check_name(run_id, "run", where=where, field=o.run, label="column")
             case_id = case_id if case_id is not None else run_id
         else:
-            assert case_id is not None
+            assert case_id is not None  # _check_options: step mode names the case columns
             run_id = case_id
-        check_name(case_id, "case", where=where, field=case[0] if case else run, label="column")
+        check_name(
+            case_id, "case", where=where, field=o.case[0] if o.case else o.run, label="column"
+        )
+        return case_id, run_id
 
-        case_params: dict[str, Any] = {c: row[i] for c, i in zip(case, case_idx)}
-        for c, i in param_cols:
-            cell = row[i]
-            if cell == "":
-                empty[c] += 1
-                continue
-            num = parse_number(cell)
-            case_params[c] = num if num is not None else cell
+    def _case(self, s: str, case_id: str, line: int, row: list[str], where: str) -> None:
+        """Record the case's params and stage, or check them against its first row."""
+        o = self.o
+        case_params: dict[str, Any] = {c: row[i] for c, i in zip(o.case, self.case_idx)}
+        for c, i in self._filled(row, self.param_cols):
+            num = parse_number(row[i])
+            case_params[c] = num if num is not None else row[i]
         stage_value = 0
-        if stage is not None and row[idx[stage]] != "":
-            stage_value = int_cell(row[idx[stage]], where, stage, "a stage")
+        if o.stage is not None and row[self.idx[o.stage]] != "":
+            stage_value = int_cell(row[self.idx[o.stage]], where, o.stage, "a stage")
+        now = {"params": case_params, "stage": stage_value}
         key = (s, case_id)
-        if key in cases:
-            first_line, first = cases[key]
-            now = {"params": case_params, "stage": stage_value}
-            for what in ("params", "stage"):
-                if first[what] != now[what]:
-                    raise ImportSourceError(
-                        f"case {case_id!r} has {what} {now[what]!r} here but "
-                        f"{first[what]!r} at line {first_line}; a case's {what} cannot "
-                        "differ between its rows",
-                        where=where,
-                    )
-        else:
-            cases[key] = (line, {"params": case_params, "stage": stage_value})
+        if key not in self.cases:
+            self.cases[key] = (line, now)
+            return
+        first_line, first = self.cases[key]
+        for what in ("params", "stage"):
+            if first[what] != now[what]:
+                raise ImportSourceError(
+                    f"case {case_id!r} has {what} {now[what]!r} here but "
+                    f"{first[what]!r} at line {first_line}; a case's {what} cannot "
+                    "differ between its rows",
+                    where=where,
+                )
 
-        # time
-        ts = None
-        if time_column is not None:
-            cell = row[idx[time_column]]
-            if cell != "":
-                ts, assumed = time_cell(cell, naive_tz, where, time_column)
-                assumed_tz += assumed
-
-        # metrics
-        values = {}
-        for c, i in metric_cols:
-            cell = row[i]
-            if cell == "":
-                empty[c] += 1
-                continue
-            values[c] = number_cell(cell, where, c)
-
-        # attributes
+    def _attrs(self, row: list[str], ts: datetime | None, where: str) -> dict[str, Any]:
+        """The run's attributes from the row: config and JSON columns, the time, and in
+        run mode the step column (the same flags serve both modes)."""
+        o = self.o
         attrs: dict[str, Any] = {}
-        for c, i in config_cols:
-            cell = row[i]
-            if cell == "":
-                empty[c] += 1
-                continue
-            attrs[c] = json_cell(cell, where, c) if c in json_set else cell
-        if time_column is not None and ts is not None:
-            attrs[time_column] = format_utc(ts)
-        if sample_as == "run" and step is not None and row[idx[step]] != "":
-            # the same flags serve both modes: in run mode the sample index is an attribute
-            attrs[step] = int_cell(row[idx[step]], where, step, "a step")
+        for c, i in self._filled(row, self.config_cols):
+            attrs[c] = json_cell(row[i], where, c) if c in self.json_set else row[i]
+        if o.time_column is not None and ts is not None:
+            attrs[o.time_column] = format_utc(ts)
+        if o.sample_as == "run" and o.step is not None and row[self.idx[o.step]] != "":
+            attrs[o.step] = int_cell(row[self.idx[o.step]], where, o.step, "a step")
+        return attrs
 
-        # status and error
-        row_status = None
-        if status is not None and row[idx[status]] != "":
-            row_status = status_word(row[idx[status]], where, status)
-        err = None
-        if error_column is not None:
-            err = error_text(row[idx[error_column]], error_key, where, error_column)
-
+    def _run_row(
+        self,
+        s: str,
+        case_id: str,
+        run_id: str,
+        line: int,
+        where: str,
+        ts: datetime | None,
+        values: dict[str, int | float],
+        attrs: dict[str, Any],
+        row_status: str | None,
+        err: str | None,
+    ) -> None:
+        """A row that is a whole run: its events now."""
         rkey = (s, run_id)
-        if sample_as == "run":
-            if rkey in run_lines:
-                raise ImportSourceError(
-                    f"run {run_id!r} appears again (first at line {run_lines[rkey]}); run ids "
-                    "are unique within a study",
-                    where=where,
-                    field=run,
-                    label="column",
-                )
-            run_lines[rkey] = line
-            final_status = row_status or (status_from_error(err) if err else "completed")
-            statuses[final_status] += 1
-            metric_values += len(values)
-            stamp = format_utc(ts) if ts is not None else None
-            run_events(
-                events_of_runs,
-                s,
-                case_id,
-                run_id,
-                config=attrs,
-                ts=stamp,
-                final=values,
-                status=final_status,
-                error=err,
-                ended=stamp,
+        if rkey in self.run_lines:
+            raise ImportSourceError(
+                f"run {run_id!r} appears again (first at line {self.run_lines[rkey]}); run ids "
+                "are unique within a study",
+                where=where,
+                field=self.o.run,
+                label="column",
             )
-        else:
-            st = int_cell(row[idx[step]], where, step, "a step")  # type: ignore[index]
-            r = runs.get(rkey)
-            if r is None:
-                r = runs[rkey] = _Run(s, case_id, run_id, line, ts=ts, ts_end=ts)
-            elif st in r.steps:
-                raise ImportSourceError(
-                    f"step {st} of run {run_id!r} appears again (first at line {r.steps[st][0]})",
-                    where=where,
-                    field=step,
-                    label="column",
-                )
-            if ts is not None:
-                r.ts = ts if r.ts is None or ts < r.ts else r.ts
-                r.ts_end = ts if r.ts_end is None or ts > r.ts_end else r.ts_end
-            if run is not None and run_cell != "":
-                attrs[run] = run_cell
-            r.steps[st] = (line, values, ts)
-            stepped_values += len(values)
-            for c, v in attrs.items():
-                r.per_step.setdefault(c, {})[str(st)] = v
-            if err:
-                r.per_step.setdefault("errors", {})[str(st)] = err
-            if row_status is not None:
-                if r.status is not None and r.status != row_status:
-                    raise ImportSourceError(
-                        f"run {run_id!r} is {r.status!r} in an earlier row and "
-                        f"{row_status!r} here; with sample_as='step' the status column "
-                        "describes the whole run",
-                        where=where,
-                        field=status,
-                        label="column",
-                    )
-                r.status = row_status
-
-    if not rows or not (runs or run_lines):
-        what = f"no row of study {study!r}" if other_study_rows else "no data rows"
-        raise ImportSourceError(f"{what}; nothing to import", where=src)
-
-    events: list[dict[str, Any]] = [study_created(s) for s in study_order]
-    for (s, case_id), (_, info) in cases.items():
-        events.append(case_created(s, case_id, info["stage"], info["params"]))
-    events.extend(events_of_runs)
-    for r in runs.values():
-        r.status = r.status or "completed"
-        statuses[r.status] += 1
+        self.run_lines[rkey] = line
+        final_status = row_status or (status_from_error(err) if err else "completed")
+        self.statuses[final_status] += 1
+        self.metric_values += len(values)
+        stamp = format_utc(ts) if ts is not None else None
         run_events(
-            events,
-            r.study,
-            r.case,
-            r.run,
-            config=_collapse(r.per_step, len(r.steps)),
-            ts=format_utc(r.ts) if r.ts is not None else None,
-            steps=(
-                (st, values, format_utc(at) if at is not None else None)
-                for st, (_, values, at) in sorted(r.steps.items())
-            ),
-            status=r.status,
-            ended=format_utc(r.ts_end) if r.ts_end is not None else None,
+            self.events_of_runs,
+            s,
+            case_id,
+            run_id,
+            config=attrs,
+            ts=stamp,
+            final=values,
+            status=final_status,
+            error=err,
+            ended=stamp,
         )
 
-    summary = {
-        "source": src,
-        "format": "wide",
-        "sample_as": sample_as,
-        "studies": list(study_order),
-        "rows": len(rows),
-        "rows_of_other_studies": other_study_rows,
-        "cases": len(cases),
-        "runs": len(runs) + len(run_lines),
-        "metric_values": metric_values,
-        "stepped_values": stepped_values,
-        "empty_cells": dict(sorted(empty.items())),
-        "empty_cells_total": sum(empty.values()),
-        "statuses": dict(sorted(statuses.items())),
-        "columns": {h: roles[h] for h in header},
-        "times_without_offset": {"count": assumed_tz, "assumed_zone": naive_tz},
-        "events": len(events),
-    }
-    return ImportResult(events=events, summary=summary)
+    def _step_row(
+        self,
+        s: str,
+        case_id: str,
+        run_id: str,
+        line: int,
+        row: list[str],
+        where: str,
+        ts: datetime | None,
+        values: dict[str, int | float],
+        attrs: dict[str, Any],
+        row_status: str | None,
+        err: str | None,
+    ) -> None:
+        """A row that is one step (sample) of its case's run: gathered until the end."""
+        o = self.o
+        assert o.step is not None  # _check_options: step mode names the step column
+        st = int_cell(row[self.idx[o.step]], where, o.step, "a step")
+        rkey = (s, run_id)
+        r = self.runs.get(rkey)
+        if r is None:
+            r = self.runs[rkey] = _Run(s, case_id, run_id, line, ts=ts, ts_end=ts)
+        elif st in r.steps:
+            raise ImportSourceError(
+                f"step {st} of run {run_id!r} appears again (first at line {r.steps[st][0]})",
+                where=where,
+                field=o.step,
+                label="column",
+            )
+        if ts is not None:
+            r.ts = ts if r.ts is None or ts < r.ts else r.ts
+            r.ts_end = ts if r.ts_end is None or ts > r.ts_end else r.ts_end
+        if o.run is not None and row[self.idx[o.run]] != "":
+            attrs[o.run] = row[self.idx[o.run]]
+        r.steps[st] = (line, values, ts)
+        self.stepped_values += len(values)
+        for c, v in attrs.items():
+            r.per_step.setdefault(c, {})[str(st)] = v
+        if err:
+            r.per_step.setdefault("errors", {})[str(st)] = err
+        if row_status is None:
+            return
+        if r.status is not None and r.status != row_status:
+            raise ImportSourceError(
+                f"run {run_id!r} is {r.status!r} in an earlier row and "
+                f"{row_status!r} here; with sample_as='step' the status column "
+                "describes the whole run",
+                where=where,
+                field=o.status,
+                label="column",
+            )
+        r.status = row_status
+
+    def result(self, n_rows: int) -> ImportResult:
+        """The events (studies, cases, then runs) and the summary, once every row is read."""
+        if not n_rows or not (self.runs or self.run_lines):
+            what = f"no row of study {self.o.study!r}" if self.other_study_rows else "no data rows"
+            raise ImportSourceError(f"{what}; nothing to import", where=self.src)
+        events: list[dict[str, Any]] = [study_created(s) for s in self.study_order]
+        for (s, case_id), (_, info) in self.cases.items():
+            events.append(case_created(s, case_id, info["stage"], info["params"]))
+        events.extend(self.events_of_runs)
+        for r in self.runs.values():
+            r.status = r.status or "completed"
+            self.statuses[r.status] += 1
+            run_events(
+                events,
+                r.study,
+                r.case,
+                r.run,
+                config=_collapse(r.per_step, len(r.steps)),
+                ts=format_utc(r.ts) if r.ts is not None else None,
+                steps=(
+                    (st, values, format_utc(at) if at is not None else None)
+                    for st, (_, values, at) in sorted(r.steps.items())
+                ),
+                status=r.status,
+                ended=format_utc(r.ts_end) if r.ts_end is not None else None,
+            )
+        return ImportResult(events=events, summary=self._summary(n_rows, len(events)))
+
+    def _summary(self, n_rows: int, n_events: int) -> dict[str, Any]:
+        return {
+            "source": self.src,
+            "format": "wide",
+            "sample_as": self.o.sample_as,
+            "studies": list(self.study_order),
+            "rows": n_rows,
+            "rows_of_other_studies": self.other_study_rows,
+            "cases": len(self.cases),
+            "runs": len(self.runs) + len(self.run_lines),
+            "metric_values": self.metric_values,
+            "stepped_values": self.stepped_values,
+            "empty_cells": dict(sorted(self.empty.items())),
+            "empty_cells_total": sum(self.empty.values()),
+            "statuses": dict(sorted(self.statuses.items())),
+            "columns": {h: self.roles[h] for h in self.header},
+            "times_without_offset": {"count": self.assumed_tz, "assumed_zone": self.o.naive_tz},
+            "events": n_events,
+        }
 
 
 def _collapse(per_step: dict[str, dict[str, Any]], n_steps: int) -> dict[str, Any]:

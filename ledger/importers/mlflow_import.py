@@ -70,7 +70,7 @@ def _experiments(client: Any, wanted: Sequence[str], where: str) -> tuple[list[A
             break
     if not wanted:
         return sorted(found, key=lambda e: (e.name, e.experiment_id)), False
-    chosen = []
+    chosen: list[Any] = []
     for w in wanted:
         hits = [e for e in found if e.name == w or e.experiment_id == w]
         if not hits:
@@ -224,72 +224,17 @@ def _run_events(
     skipped_ids: set[str],
     counts: Counter[str],
 ) -> list[dict[str, Any]]:
+    """One MLflow run as events: its case, run_started, its metric history (one event
+    per timestamp and step), its final values and run_finished."""
     info, data = run.info, run.data
     rid = info.run_id
     base = ("mlflow", study, "run", rid)
-    case: dict[str, Any] = {"type": "case_created", "study": study, "case": rid}
-    if parent is not None and parent not in skipped_ids:
-        case["parents"] = [parent]
-        case["stage"] = stage
-    elif parent is not None:
-        counts["orphaned"] += 1
-    if data.params:
-        case["params"] = dict(sorted(data.params.items()))
-    case["id"] = stable_id("mlflow", study, "case", rid)
-
     start, end = utc_from_millis(info.start_time), utc_from_millis(info.end_time)
-    config: dict[str, Any] = {"experiment_id": info.experiment_id}
-    if info.run_name:
-        config["run_name"] = info.run_name
-    if info.user_id:
-        config["user_id"] = info.user_id
-    if start:
-        config["start_time"] = start
-    if end:
-        config["end_time"] = end
-    if data.tags:
-        config["tags"] = dict(sorted(data.tags.items()))
-    started: dict[str, Any] = {
-        "type": "run_started",
-        "study": study,
-        "case": rid,
-        "run": rid,
-        "config": config,
-    }
-    commit = data.tags.get("mlflow.source.git.commit")
-    if commit:
-        started["provenance"] = {"code_commit": commit}
-    started["id"] = stable_id(*base, "started")
-    if start:
-        started["ts"] = start
-    out = [case, started]
-
-    # every (timestamp, step) is one event, in time order, so supersession replays as logged
-    groups: dict[tuple[int, int], dict[str, int | float]] = {}
-    for key in sorted(data.metrics):
-        for m in client.get_metric_history(rid, key):
-            if m.step is None or m.step < 0:
-                counts["negative_steps"] += 1
-                continue
-            if not is_number(m.value):
-                continue
-            bucket = groups.setdefault((int(m.timestamp or 0), int(m.step)), {})
-            if key in bucket:
-                counts["superseded"] += 1
-            bucket[key] = m.value
-            counts["stepped_values"] += 1
-    for ts_ms, step in sorted(groups):
-        out.append(
-            {
-                "type": "metrics_recorded",
-                "study": study,
-                "run": rid,
-                "step": step,
-                "values": dict(sorted(groups[(ts_ms, step)].items())),
-                "id": stable_id(*base, "step", step, "at", ts_ms),
-                "ts": utc_from_millis(ts_ms),
-            }
-        )
+    out = [
+        _case_event(study, run, stage, parent, skipped_ids, counts),
+        _started_event(study, run, start, end),
+    ]
+    out.extend(_history_events(client, study, rid, sorted(data.metrics), counts))
     final = {k: v for k, v in sorted(data.metrics.items()) if is_number(v)}
     if final:
         ev: dict[str, Any] = {
@@ -311,3 +256,88 @@ def _run_events(
         fin["ts"] = end
     out.append(fin)
     return out
+
+
+def _case_event(
+    study: str,
+    run: Any,
+    stage: int,
+    parent: str | None,
+    skipped_ids: set[str],
+    counts: Counter[str],
+) -> dict[str, Any]:
+    """The run's case: a child of its parent run's case when that parent was imported."""
+    rid, params = run.info.run_id, run.data.params
+    case: dict[str, Any] = {"type": "case_created", "study": study, "case": rid}
+    if parent is not None and parent not in skipped_ids:
+        case["parents"] = [parent]
+        case["stage"] = stage
+    elif parent is not None:
+        counts["orphaned"] += 1
+    if params:
+        case["params"] = dict(sorted(params.items()))
+    case["id"] = stable_id("mlflow", study, "case", rid)
+    return case
+
+
+def _started_event(study: str, run: Any, start: str | None, end: str | None) -> dict[str, Any]:
+    """run_started, with the run's MLflow attributes and tags as its config."""
+    info, data = run.info, run.data
+    rid = info.run_id
+    config: dict[str, Any] = {"experiment_id": info.experiment_id}
+    if info.run_name:
+        config["run_name"] = info.run_name
+    if info.user_id:
+        config["user_id"] = info.user_id
+    if start:
+        config["start_time"] = start
+    if end:
+        config["end_time"] = end
+    if data.tags:
+        config["tags"] = dict(sorted(data.tags.items()))
+    started: dict[str, Any] = {
+        "type": "run_started",
+        "study": study,
+        "case": rid,
+        "run": rid,
+        "config": config,
+    }
+    commit = data.tags.get("mlflow.source.git.commit")
+    if commit:
+        started["provenance"] = {"code_commit": commit}
+    started["id"] = stable_id("mlflow", study, "run", rid, "started")
+    if start:
+        started["ts"] = start
+    return started
+
+
+def _history_events(
+    client: Any, study: str, rid: str, keys: list[str], counts: Counter[str]
+) -> list[dict[str, Any]]:
+    """The metric history: every (timestamp, step) is one event, in time order, so
+    supersession replays as logged. Negative steps are skipped and counted."""
+    groups: dict[tuple[int, int], dict[str, int | float]] = {}
+    for key in keys:
+        for m in client.get_metric_history(rid, key):
+            if m.step is None or m.step < 0:
+                counts["negative_steps"] += 1
+                continue
+            if not is_number(m.value):
+                continue
+            bucket = groups.setdefault((int(m.timestamp or 0), int(m.step)), {})
+            if key in bucket:
+                counts["superseded"] += 1
+            bucket[key] = m.value
+            counts["stepped_values"] += 1
+    return [
+        {
+            "type": "metrics_recorded",
+            "study": study,
+            "run": rid,
+            "step": step,
+            "values": dict(sorted(groups[(ts_ms, step)].items())),
+            "id": stable_id("mlflow", study, "run", rid, "step", step, "at", ts_ms),
+            "ts": utc_from_millis(ts_ms),
+        }
+        for ts_ms, step in sorted(groups)
+    ]

@@ -35,6 +35,21 @@ op = st.tuples(
 )
 
 
+def _eco_applied(study: str, case: str, parent: str, b: int) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "type": "eco_applied",
+        "study": study,
+        "case": case,
+        "parent": parent,
+        "eco": f"e{b % 3}",
+    }
+    if b % 4 == 0:
+        ev["stage"] = 7
+    if b % 5 == 0:
+        ev["eco_class"] = "k"
+    return ev
+
+
 def interpret(ops: list[tuple[int, int, int, Any]]) -> list[dict[str, Any]]:
     """Turn arbitrary op tuples into a stream the ledger accepts (invalid ones skip)."""
     events: list[dict[str, Any]] = []
@@ -63,18 +78,7 @@ def interpret(ops: list[tuple[int, int, int, Any]]) -> list[dict[str, Any]]:
             events.append(ev)
             cs.append(f"c{n}")
         elif what == 2:
-            ev = {
-                "type": "eco_applied",
-                "study": s,
-                "case": f"c{n}",
-                "parent": cs[b % len(cs)],
-                "eco": f"e{b % 3}",
-            }
-            if b % 4 == 0:
-                ev["stage"] = 7
-            if b % 5 == 0:
-                ev["eco_class"] = "k"
-            events.append(ev)
+            events.append(_eco_applied(s, f"c{n}", cs[b % len(cs)], b))
             cs.append(f"c{n}")
         elif what in (3, 15) or (4 <= what <= 9 and not open_runs[s]):
             run = f"r{n}"
