@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PEERS := $(VENV)/.installed-peers
 INTEG := $(VENV)/.installed-integrations
 
-.PHONY: demo test lint format bench bench-smoke soak compare clean
+.PHONY: demo docs-screenshot test lint format bench bench-smoke soak compare clean
 
 # editable_mode=compat: a plain .pth path entry instead of setuptools' import hook, which
 # cost every process start ~20 ms (measured by benchmarks/bench_startup.py).
@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # MLflow and Optuna: the importers' round trips and the peer benchmarks use the real tools.
+# Playwright (report-tests) drives the system's Chromium in the report's browser tests.
 $(PEERS): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,peers]' $(EDITABLE)
+	$(BIN)/python -m pip install -q -e '.[dev,peers,report-tests]' $(EDITABLE)
 	touch $(PEERS)
 
 # The frameworks the integrations plug into (Optuna, Lightning, Transformers, Keras) and
@@ -33,7 +34,13 @@ $(INTEG): $(PEERS)
 
 demo: $(STAMP)
 	rm -rf demo.ledger demo-export
-	$(BIN)/ledger --ledger demo.ledger demo --out demo-export
+	$(BIN)/ledger --ledger demo.ledger demo --out demo-export --report demo-report.html
+
+# The README's picture of the demo study's report (needs Chromium: apt-get install chromium).
+docs-screenshot: $(PEERS)
+	rm -rf demo.ledger
+	$(BIN)/ledger --ledger demo.ledger demo --report demo-report.html >/dev/null
+	$(BIN)/python docs/screenshot.py demo-report.html docs/report-demo.png
 
 # Two pytest-xdist workers (TEST_WORKERS=0 runs serially); tests/conftest.py starts the
 # slow modules first so they overlap with the rest.
@@ -65,4 +72,4 @@ soak: $(PEERS)
 	SOAK=1 $(BIN)/python -m pytest tests -m "soak or slow" -o addopts="-q --durations=15"
 
 clean:
-	rm -rf $(VENV) demo.ledger demo-export .pytest_cache .mypy_cache .benchmarks build *.egg-info bench-results
+	rm -rf $(VENV) demo.ledger demo-export demo-report.html .pytest_cache .mypy_cache .benchmarks build *.egg-info bench-results

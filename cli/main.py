@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "eco-effects": "cli.commands.analytics:eco_effects",
     "check": "cli.commands.check:check",
     "export": "cli.commands.export:export",
+    "report": "cli.commands.report:report",
     "exports": "cli.commands.export:exports",
     "resume": "cli.commands.resume:resume",
     "backup": "cli.commands.backup:backup",
@@ -94,6 +95,11 @@ SUMMARIES: dict[str, str] = {
     ),
     "rank": "Rank a study's cases by its objectives, a metric, or lexicographic keys.",
     "restore": "Put the backup BACKUP in place as a live ledger at the new folder DEST.",
+    "report": (
+        "Write one self-contained HTML file to look at a study: the case DAG, rankings per "
+        "stage, the Pareto front, curves, statistics, ECO effects, failures, the search "
+        "history and parameter importance, the runs and their provenance."
+    ),
     "resume": (
         "Classify a study's runs (completed, failed, interrupted, running) and list the cases"
         " still pending."

@@ -96,6 +96,87 @@ def new_mlflow_store(mlflow_template):
     return make
 
 
+# ---------------------------------------------------------------- a real headless Chromium
+
+CHROMIUM = os.environ.get("LEDGER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by Playwright, one per test session (per xdist worker).
+
+    Missing browser or Playwright: the test is skipped, saying how to enable it, unless
+    LEDGER_REQUIRE_BROWSER=1 (CI sets it), which makes it a failure. Playwright never
+    downloads a browser here (no ``playwright install``): it launches the system's.
+    """
+    why = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        why = "Playwright is not installed (`make .venv/.installed-peers` installs it)"
+    if why is None and not os.access(CHROMIUM, os.X_OK):
+        why = f"no Chromium at {CHROMIUM} (`apt-get install -y chromium`, or set LEDGER_CHROMIUM)"
+    if why is not None:
+        if os.environ.get("LEDGER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"LEDGER_REQUIRE_BROWSER=1 but {why}", pytrace=False)
+        pytest.skip(f"browser test: {why}; export LEDGER_REQUIRE_BROWSER=1 to fail instead")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class OpenedPage:
+    """A page that loaded a file, with what it logged, requested and popped up."""
+
+    def __init__(self, page, console, errors, requests, dialogs):
+        self.page = page
+        self.console = console  # (type, text) of every console message
+        self.errors = errors  # uncaught exceptions
+        self.requests = requests  # every URL requested, the page's own file first
+        self.dialogs = dialogs  # alert/confirm/prompt texts (dismissed)
+
+
+@pytest.fixture
+def open_page(chromium):
+    """``open_page(path)`` loads a local HTML file in a fresh context and returns an
+    ``OpenedPage``; contexts are closed after the test."""
+    contexts = []
+
+    def load(path, width=1280, height=900):
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        console, errors, requests, dialogs = [], [], [], []
+        page.on("console", lambda m: console.append((m.type, m.text)))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+
+        def on_dialog(d):
+            dialogs.append(d.message)
+            d.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.goto(Path(path).resolve().as_uri(), wait_until="load")
+        return OpenedPage(page, console, errors, requests, dialogs)
+
+    yield load
+    for context in contexts:
+        context.close()
+
+
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``make test`` runs ``-n 2 --dist worksteal``), run the modules
     that hold a ``slow`` test (many processes, kills, long waits) first, then those that

@@ -18,15 +18,24 @@ from cli.options import ledger_path
     type=click.Path(file_okay=False),
     help="Export the study here at the end (all formats).",
 )
+@click.option(
+    "--report",
+    "report_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write the study's HTML report to this file at the end.",
+)
 @click.pass_context
-def demo(ctx: click.Context, study: str, seed: int, out: str | None) -> None:
+def demo(
+    ctx: click.Context, study: str, seed: int, out: str | None, report_path: str | None
+) -> None:
     """Train a small numpy network over three stages of changes, recording every epoch
     through the Recorder; then print the DAG, the rankings, the stage summary, verify
     the chain and export the study.
 
     \b
     Example:
-      ledger --ledger demo.ledger demo --out demo-export
+      ledger --ledger demo.ledger demo --out demo-export --report demo-report.html
     """
     from cli.commands.core import status, verify
     from cli.commands.dag import dag
@@ -61,3 +70,8 @@ def demo(ctx: click.Context, study: str, seed: int, out: str | None) -> None:
             click.echo(f"export written under {os.path.abspath(out)}")
         else:
             click.echo("\n(export is not available in this build)")
+    if report_path is not None:
+        from cli.commands.report import report
+
+        click.echo(f"\n$ ledger report --study {study} --out {report_path}")
+        ctx.invoke(report, study=study, out=report_path)
