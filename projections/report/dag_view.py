@@ -53,12 +53,27 @@ def _order(ctx: Context) -> tuple[list[int], dict[int, list[str]], dict[str, flo
         keyed = sorted(((bary(n.case), n.case) for n in nodes), key=lambda t: (t[0], t[1]))
         col = [case for _, case in keyed]
         columns[stage] = col
-        nxt = TOP
-        for want, case in keyed:
-            pos = max(nxt, want if want != float("inf") else nxt)
-            y[case] = pos
-            nxt = pos + ROW
+        _pack(col, {c: w for w, c in keyed}, y)
+    # Back up the columns: each parent moves to the middle of its children (order kept),
+    # so a fan of children sits beside its parent and edges stay short.
+    column_of = {c: s for s, col in columns.items() for c in col}
+    for stage in reversed(stages[:-1]):
+        want = {}
+        for case in columns[stage]:
+            kids = [y[k] for k in dag.children(case) if column_of.get(k, stage) > stage]
+            want[case] = sum(kids) / len(kids) if kids else y[case]
+        _pack(columns[stage], want, y)
     return stages, columns, y
+
+
+def _pack(col: list[str], want: dict[str, float], y: dict[str, float]) -> None:
+    """Place ``col`` top-down in order, each as near its wanted y as the one above allows."""
+    nxt = TOP
+    for case in col:
+        w = want[case]
+        pos = max(nxt, w if w != float("inf") else nxt)
+        y[case] = pos
+        nxt = pos + ROW
 
 
 def build(ctx: Context) -> dict[str, Any]:
