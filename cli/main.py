@@ -45,6 +45,8 @@ COMMANDS: dict[str, str] = {
     "anchor": "cli.commands.backup:anchor",
     "import": "cli.commands.importers:import_group",
     "sql": "cli.commands.sql:sql",
+    "sync": "cli.commands.sync:sync",
+    "merge": "cli.commands.sync:merge",
     "demo": "cli.commands.demo:demo",
 }
 
@@ -89,6 +91,7 @@ SUMMARIES: dict[str, str] = {
     "import": "Import results you already have: CSV tables, OpenROAD flow metrics, MLflow, Optuna.",
     "init": "Create an empty ledger (a no-op when one is already there).",
     "log": "Print events in seq order (the wire form plus seq, id, ts, hash with --json).",
+    "merge": ("Write the union of the SOURCE ledgers as a new ledger, in one deterministic order."),
     "outliers": (
         "Flag runs whose metric is an outlier, each with the reason a reader can check (the "
         "value and the fence it crossed); the rest are counted as kept."
@@ -110,6 +113,7 @@ SUMMARIES: dict[str, str] = {
         "the t interval of the mean (plus a seeded bootstrap interval with --bootstrap)."
     ),
     "status": "The head and, per study, its cases, runs by status and events.",
+    "sync": "Copy to TARGET every event of SOURCE that TARGET lacks, in SOURCE's order.",
     "verify": "Recompute the hash chain; exit 1 and name the first bad seq when it breaks.",
 }
 

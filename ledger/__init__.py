@@ -58,10 +58,12 @@ if TYPE_CHECKING:  # what the names below resolve to, for type checkers and read
     from .log import Head as Head
     from .log import Ledger as Ledger
     from .log import VerifyReport as VerifyReport
+    from .merging import merge as merge
     from .plan import Plan as Plan
     from .recorder import CaseHandle as CaseHandle
     from .recorder import Recorder as Recorder
     from .recorder import RunHandle as RunHandle
+    from .replication import sync as sync
 
 # name -> the submodule that defines it, imported on first access (PEP 562): a process
 # that only needs the errors, or a CLI printing --help, does not pay for msgspec, lmdb,
@@ -72,10 +74,12 @@ _LAZY = {
     "Head": "log",
     "Ledger": "log",
     "VerifyReport": "log",
+    "merge": "merging",
     "Plan": "plan",
     "CaseHandle": "recorder",
     "Recorder": "recorder",
     "RunHandle": "recorder",
+    "sync": "replication",
 }
 
 
@@ -127,4 +131,6 @@ __all__ = [
     "StoreUnavailable",
     "VerifyReport",
     "__version__",
+    "merge",
+    "sync",
 ]

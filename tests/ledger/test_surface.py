@@ -182,6 +182,8 @@ def test_public_names_are_locked():
             "StoreUnavailable",
             "VerifyReport",
             "__version__",
+            "merge",
+            "sync",
         ]
     )
     for name in ledger.__all__:
