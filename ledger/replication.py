@@ -198,17 +198,21 @@ def refusal(exc: EventError, label: str, env: Any, target: str, tail: str) -> Ev
     return err
 
 
+def exact_ts(micros: int) -> float | str:
+    """A ``ts`` that the target reads back as exactly ``micros``: Unix seconds as a
+    float when ``round(seconds * 10**6)`` gives ``micros`` back (what ``parse_ts``
+    computes; true for every microsecond of the years 1970-2100), else RFC 3339. The
+    float costs the target a multiplication where the text costs it a parse."""
+    seconds = micros / 1_000_000
+    if round(seconds * 1_000_000) == micros:
+        return seconds
+    return format_ts(micros)
+
+
 def resend(envs: Sequence[Any]) -> list[Any]:
     """The stored events as input that keeps their id and ts: the target derives the
     same content digest, so a derived id is stored exactly as in the source."""
-    times: dict[int, str] = {}  # a batch committed at once shares one ts
-    out = []
-    for env in envs:
-        ts = times.get(env.ts)
-        if ts is None:
-            ts = times[env.ts] = format_ts(env.ts)
-        out.append(_replace(env.event, id=env.id, ts=ts))
-    return out
+    return [_replace(env.event, id=env.id, ts=exact_ts(env.ts)) for env in envs]
 
 
 def rechunk(chunks: Iterator[list[Any]], size: int) -> Iterator[list[Any]]:

@@ -57,6 +57,23 @@ def test_sync_copies_every_event_with_its_id_ts_and_content(paths):
         assert b.verify().ok
 
 
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-01-01T00:00:00.000001Z",
+        "2026-01-01T00:00:00.999999Z",
+        "1969-12-31T23:59:59.999999Z",
+        "1970-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",  # past 2**53 microseconds: sent as text
+    ],
+)
+def test_every_microsecond_survives(paths, ts):
+    with Ledger(paths["a"]) as a:
+        a.append([{"type": "study_created", "study": "s", "ts": ts}])
+    ledger.sync(paths["a"], paths["b"])
+    assert wire(paths["b"])[0]["ts"] == ts.replace("00Z", "00.000000Z")
+
+
 def test_a_second_sync_appends_nothing_and_a_later_one_only_what_is_new(paths):
     with Ledger(paths["a"]) as a:
         a.append(basic_study("s"))
