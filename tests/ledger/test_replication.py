@@ -262,3 +262,20 @@ def test_follow_copies_what_arrives_until_stopped(paths):
     (r,) = out
     assert (r.appended, r.source_seq, r.stopped) == (21, 21, True)
     assert wire(paths["b"]) == wire(paths["a"])
+
+
+def test_a_long_sync_reports_progress(paths, monkeypatch):
+    import ledger.replication as replication
+
+    monkeypatch.setattr(replication, "PROGRESS_SECONDS", 0.0)  # every batch is "long"
+    with Ledger(paths["a"]) as a:
+        a.append(basic_study("s"))
+    notes: list[str] = []
+    ledger.sync(paths["a"], paths["b"], batch_size=3, notify=notes.append)
+    assert [n.split(" (")[0] for n in notes] == [
+        f"sync: {paths['a']} seq 3 of 7, 3 events appended",
+        f"sync: {paths['a']} seq 6 of 7, 6 events appended",
+        f"sync: {paths['a']} seq 7 of 7, 7 events appended",
+    ]
+    assert all(n.endswith("/s)") for n in notes)
+    assert ledger.sync(paths["a"], paths["c"], batch_size=3).appended == 7  # no notify: quiet
