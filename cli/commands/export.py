@@ -63,8 +63,9 @@ class _Bar:
     "--where",
     multiple=True,
     metavar="EXPR",
-    help="Keep rows where EXPR holds (all must): stage, status, case, eco, eco_class "
-    "with = or != (globs, comma lists); stage with < <= > >=; ts>=TIME, ts<TIME. "
+    help="Keep rows where EXPR holds on the row's fields (all must): stage, status, case, "
+    "eco, eco_class with = or != (globs, comma lists); stage with < <= > >=; ts>=TIME, "
+    "ts<TIME. Fields, not params (the analytics commands' --where filters params). "
     "Repeatable.",
 )
 @click.option(
@@ -77,6 +78,14 @@ class _Bar:
 )
 @click.option(
     "--no-redact", is_flag=True, help="Write configs and params as stored (no redaction)."
+)
+@click.option(
+    "--csv-raw",
+    is_flag=True,
+    help="Write CSV cells as stored, without the ' that keeps a spreadsheet from running "
+    "a cell starting with = + - @ as a formula: for programs that join CSV ids with "
+    "Parquet or the ledger. Never open such a file in a spreadsheet. Recorded in the "
+    "manifest (csv_raw); report.xlsx stays protected.",
 )
 @json_option
 @click.pass_context
@@ -91,6 +100,7 @@ def export(
     where: tuple[str, ...],
     extra_redact: tuple[str, ...],
     no_redact: bool,
+    csv_raw: bool,
     as_json: bool,
 ) -> None:
     """Write a study's snapshot folder: manifest, study.json, tables, report.
@@ -108,6 +118,7 @@ def export(
       ledger export --all-studies --format csv --format parquet --out exports --as-of 1200
       ledger export --study sweep --format csv --out x --where 'status=completed' \\
           --where 'stage>=1' --fields 'runs:case,run,status,wall_s'
+      ledger export --study sweep --format csv --csv-raw --out for-a-script
     """
     from projections.export.api import export_all, export_study
 
@@ -123,6 +134,7 @@ def export(
         "redact": not no_redact,
         "extra_redact": extra_redact,
         "progress": bar,
+        "csv_raw": csv_raw,
     }
     try:
         with reported_warnings():

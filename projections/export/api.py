@@ -32,7 +32,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger import Ledger
 from projections.base import resolve_as_of
@@ -136,6 +136,7 @@ def export_study(
     *,
     folder: str | None = None,
     journal: bool = True,
+    csv_raw: bool = False,
 ) -> ExportManifest:
     """Export ``study`` at ``as_of`` (default: the head) into ``out/<folder>``.
 
@@ -143,7 +144,10 @@ def export_study(
     and ``where`` take the ``--fields``/``--where`` texts (see
     :mod:`projections.export.select`). ``redact=False`` writes configs and params as
     stored (the ledger itself redacts at append unless told not to); ``extra_redact``
-    adds fnmatch patterns on keys and paths. Returns the manifest.
+    adds fnmatch patterns on keys and paths. ``csv_raw`` writes CSV text cells as they
+    are, without the ``'`` that keeps a spreadsheet from running one as a formula (for
+    programs that join the CSV with other data; the manifest records it; the workbook
+    is always protected). Returns the manifest.
 
     Raises ``UnknownStudy``, ``AsOfError``, ``ProjectionError``, ``SelectionError``,
     ``ExportError``, ``UnsafePathError`` — all before the snapshot's final name is
@@ -156,11 +160,10 @@ def export_study(
     if folder is None:
         folder = assign_folder_names([study])[study]
     steps = _Steps(progress, 1 + len(files_for(fmts)))
-    result = _export_one(
-        ledger, study, out, folder, fmts, limit, fields_, where_, redact, extra_redact, steps
-    )
+    options = _Options(fmts, fields_, where_, redact, tuple(extra_redact), csv_raw)
+    result = _export_one(ledger, study, out, folder, limit, options, steps)
     if journal:
-        _journal(ledger, result, fmts, where_, fields_, redact, extra_redact)
+        _journal(ledger, result, options)
     steps.finish()
     return result
 
@@ -178,6 +181,7 @@ def export_all(
     *,
     studies: Sequence[str] | None = None,
     journal: bool = True,
+    csv_raw: bool = False,
 ) -> dict[str, ExportManifest]:
     """Export every study that exists at ``as_of`` (or ``studies``), one folder each.
 
@@ -201,15 +205,25 @@ def export_all(
                 raise UnknownStudy(s, ledger.studies())
     folders = assign_folder_names(names)
     steps = _Steps(progress, len(names) * (1 + len(files_for(fmts))))
+    options = _Options(fmts, fields_, where_, redact, tuple(extra_redact), csv_raw)
     results: dict[str, ExportManifest] = {}
     for s in names:
-        results[s] = _export_one(
-            ledger, s, out, folders[s], fmts, limit, fields_, where_, redact, extra_redact, steps
-        )
+        results[s] = _export_one(ledger, s, out, folders[s], limit, options, steps)
         if journal:
-            _journal(ledger, results[s], fmts, where_, fields_, redact, extra_redact)
+            _journal(ledger, results[s], options)
     steps.finish()
     return results
+
+
+class _Options(NamedTuple):
+    """What one export call asks, the same for every study it writes."""
+
+    formats: tuple[str, ...]
+    fields: FieldSpec
+    where: Where
+    redact: bool
+    extra_redact: tuple[str, ...]
+    csv_raw: bool
 
 
 def _created_by(ledger: Ledger, study: str, limit: int) -> bool:
@@ -263,17 +277,19 @@ def _check_folder(out: str | os.PathLike[str], folder: str, study: str) -> None:
         )
 
 
+def _event_time(ledger: Ledger, seq: int) -> int | None:
+    """The time (µs) of event ``seq``: when the log reached the export's as-of seq."""
+    event = next(iter(ledger.read(seq - 1, seq)), None) if seq > 0 else None
+    return None if event is None else event.ts
+
+
 def _export_one(
     ledger: Ledger,
     study: str,
     out: str | os.PathLike[str],
     folder: str,
-    fmts: tuple[str, ...],
     limit: int,
-    fields: FieldSpec,
-    where: Where,
-    redact: bool,
-    extra_redact: Sequence[str],
+    options: _Options,
     steps: _Steps,
 ) -> ExportManifest:
     from projections.export.csv_writer import write_csv
@@ -292,10 +308,11 @@ def _export_one(
         runs_table,
     )
 
+    fmts, fields, where = options.formats, options.fields, options.where
     steps(f"{study}: reading")
     view = _load(ledger, study, limit)
     head_hash = ledger.hash_at(limit)
-    redactor = Redactor(redact, extra_redact)
+    redactor = Redactor(options.redact, options.extra_redact)
     rec = collect(
         view,
         where=where,
@@ -307,7 +324,8 @@ def _export_one(
     fields.check({name: t.column_names for name, t in tables.items()})
     tables = {name: fields.apply(name, t) for name, t in tables.items()}
     _check_folder(out, folder, study)
-    meta = {"head_hash": head_hash}
+    meta = {"head_hash": head_hash, "as_of_ts": _event_time(ledger, limit)}
+    neutralise = not options.csv_raw
 
     def step(label: str, write: Callable[[Path], Any]) -> Callable[[Path], Any]:
         def run(path: Path) -> Any:
@@ -331,7 +349,9 @@ def _export_one(
             continue
         for name, table in tables.items():
             if fmt == "csv":
-                writer = (lambda t: lambda sink: write_csv(csv_ready(t), sink))(table)
+                writer = (
+                    lambda t: lambda sink: write_csv(csv_ready(t), sink, neutralise=neutralise)
+                )(table)
             else:
                 writer = (lambda t: lambda sink: write_parquet(t, sink))(table)
             files[f"{name}.{fmt}"] = step(
@@ -341,7 +361,12 @@ def _export_one(
         files["report.xlsx"] = step(
             "report.xlsx",
             lambda p: write_report(
-                rec, csv_ready(tables["cases"]), csv_ready(tables["runs"]), meta, p
+                rec,
+                csv_ready(tables["cases"]),
+                csv_ready(tables["runs"]),
+                meta,
+                p,
+                metrics=tables["metrics"],
             ),
         )
 
@@ -359,6 +384,7 @@ def _export_one(
         doc["formats"] = list(fmts)
         doc["where"] = where.texts
         doc["fields"] = list(fields.texts)
+        doc["csv_raw"] = options.csv_raw
         written.update(doc)
         return doc
 
@@ -372,15 +398,7 @@ def _export_one(
 # ------------------------------------------------------------------------ the journal
 
 
-def _journal(
-    ledger: Ledger,
-    result: ExportManifest,
-    fmts: Sequence[str],
-    where: Where,
-    fields: FieldSpec,
-    redact: bool,
-    extra_redact: Sequence[str],
-) -> None:
+def _journal(ledger: Ledger, result: ExportManifest, options: _Options) -> None:
     """One entry per export in the ledger's ``exports`` table (never the event log).
 
     Keys are the wall-clock µs (big-endian) plus 4 random bytes, so entries list in
@@ -396,14 +414,15 @@ def _journal(
         "study": result["study"],
         "as_of": result["as_of"],
         "head_hash": result["head_hash"],
-        "formats": list(fmts),
+        "formats": list(options.formats),
         "manifest_sha256": result.sha256,
         "path": os.fspath(result.path),
         "files": len(result["files"]) + 1,
-        "where": where.texts,
-        "fields": list(fields.texts),
-        "redact": redact,
-        "extra_redact": list(extra_redact),
+        "where": options.where.texts,
+        "fields": list(options.fields.texts),
+        "redact": options.redact,
+        "extra_redact": list(options.extra_redact),
+        "csv_raw": options.csv_raw,
     }
     if getattr(ledger, "readonly", False):
         warnings.warn(
@@ -421,7 +440,8 @@ def list_exports(ledger: Ledger, study: str | None = None) -> list[dict[str, Any
     """The export journal, oldest first (only ``study``'s exports when given).
 
     Entries: time, study, as_of, head_hash, formats, manifest_sha256, path, files,
-    where, fields, redact, extra_redact. An entry that cannot be decoded is skipped with
+    where, fields, redact, extra_redact, csv_raw (entries written before it existed
+    lack it). An entry that cannot be decoded is skipped with
     an ``ExportJournalWarning``.
     """
     import msgspec

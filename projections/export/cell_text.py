@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["format_column", "is_plain_text"]
 
 
-def format_column(arr: pa.Array, *, name: str = "?") -> pa.Array:
-    """One column as the text a CSV cell holds: neutralised strings, ``repr`` floats.
+def format_column(arr: pa.Array, *, name: str = "?", neutralise: bool = True) -> pa.Array:
+    """One column as the text a CSV cell holds: neutralised strings (as they are with
+    ``neutralise=False``), ``repr`` floats.
 
     Integers, booleans (``true``/``false``), dates and decimals keep Arrow's spelling;
     timestamps become RFC 3339 (``Z`` when the column has a time zone). Nested and
@@ -29,13 +30,19 @@ def format_column(arr: pa.Array, *, name: str = "?") -> pa.Array:
 
     t = arr.type
     if pa.types.is_dictionary(t):
-        return format_column(arr.dictionary_decode(), name=name)
+        return format_column(arr.dictionary_decode(), name=name, neutralise=neutralise)
     if pa.types.is_floating(t):
         return format_floats(arr)
     if pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t):
-        return neutralise_array(arr)
+        if neutralise:
+            return neutralise_array(arr)
+        return arr.cast(pa.string()) if _is_string_view(t) else arr
     if pa.types.is_timestamp(t):
         if t.tz is not None:
+            if t.unit == "us":
+                fast = _utc_micros_text(arr)
+                if fast is not None:
+                    return fast
             arr = arr.cast(pa.timestamp(t.unit, "UTC"))
             return pc.strftime(arr, format="%Y-%m-%dT%H:%M:%SZ")
         return pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S")
@@ -45,6 +52,18 @@ def format_column(arr: pa.Array, *, name: str = "?") -> pa.Array:
         f"column {name!r} has type {t}, which CSV cannot hold; "
         "flatten it or convert it to text before exporting"
     )
+
+
+def _utc_micros_text(arr: pa.Array) -> pa.Array | None:
+    """What ``strftime`` writes for a µs UTC column (the same text), without its cost."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from projections.export.time_text import format_utc_micros
+
+    micros = pc.fill_null(arr.view(pa.int64()), 0).to_numpy()
+    valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
+    return format_utc_micros(micros, valid)
 
 
 def is_plain_text(t: Any) -> bool:

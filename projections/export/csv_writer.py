@@ -22,7 +22,9 @@ __all__ = ["CSV_BATCH_ROWS", "write_csv"]
 CSV_BATCH_ROWS = 65_536
 
 
-def write_csv(table: pa.Table, path: Sink, *, batch_rows: int = CSV_BATCH_ROWS) -> int:
+def write_csv(
+    table: pa.Table, path: Sink, *, batch_rows: int = CSV_BATCH_ROWS, neutralise: bool = True
+) -> int:
     """Write ``table`` as deterministic CSV to a path or a binary file object (a
     :class:`~projections.export.hashing_sink.HashingFile` hashes it on the way); return
     the number of data rows.
@@ -33,7 +35,9 @@ def write_csv(table: pa.Table, path: Sink, *, batch_rows: int = CSV_BATCH_ROWS) 
     against formula injection. Columns are formatted per batch with Arrow kernels; one
     worker thread formats the next batch while Arrow's CSV writer (which does the
     quoting) writes the current one, so at most two formatted batches are in memory
-    and the output order never depends on the threads.
+    and the output order never depends on the threads. ``neutralise=False`` writes
+    text cells and header names exactly as they are (``--csv-raw``: for programs that
+    join CSV cells with other data; a spreadsheet may then run a cell as a formula).
 
     Raises:
         ExportError: a column type CSV cannot hold (before anything is written).
@@ -47,13 +51,17 @@ def write_csv(table: pa.Table, path: Sink, *, batch_rows: int = CSV_BATCH_ROWS) 
     # Formatting an empty slice refuses unsupported types before the file exists and
     # gives each column's written type.
     empty = [
-        _csv_column(table.column(i).slice(0, 0).combine_chunks(), n) for i, n in enumerate(names)
+        _csv_column(table.column(i).slice(0, 0).combine_chunks(), n, neutralise)
+        for i, n in enumerate(names)
     ]
-    schema = pa.schema([pa.field(neutralise_cell(n), c.type) for n, c in zip(names, empty)])
+    header = neutralise_cell if neutralise else str
+    schema = pa.schema([pa.field(header(n), c.type) for n, c in zip(names, empty)])
 
     def formatted(start: int) -> pa.RecordBatch:
         part = table.slice(start, batch_rows)
-        columns = [_csv_column(part.column(i).combine_chunks(), n) for i, n in enumerate(names)]
+        columns = [
+            _csv_column(part.column(i).combine_chunks(), n, neutralise) for i, n in enumerate(names)
+        ]
         return pa.record_batch(columns, schema=schema)
 
     options = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
@@ -72,7 +80,7 @@ def write_csv(table: pa.Table, path: Sink, *, batch_rows: int = CSV_BATCH_ROWS) 
     return table.num_rows
 
 
-def _csv_column(arr: pa.Array, name: str) -> pa.Array:
+def _csv_column(arr: pa.Array, name: str, neutralise: bool = True) -> pa.Array:
     """Integers, booleans, dates and decimals go to Arrow's CSV writer as they are: it
     spells them exactly as the cast in :func:`format_column` would, without an extra
     string copy. Everything else is formatted here."""
@@ -82,4 +90,4 @@ def _csv_column(arr: pa.Array, name: str) -> pa.Array:
         arr = arr.dictionary_decode()
     if is_plain_text(arr.type):
         return arr
-    return format_column(arr, name=name)
+    return format_column(arr, name=name, neutralise=neutralise)

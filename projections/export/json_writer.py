@@ -12,7 +12,18 @@ from typing import Any
 from projections.export.hashing_sink import Sink
 from projections.export.safety import ExportError
 
-__all__ = ["canonical_json", "to_jsonable", "write_json"]
+__all__ = ["RawJSON", "canonical_json", "to_jsonable", "write_json"]
+
+
+class RawJSON:
+    """A value already encoded as compact canonical JSON, spliced into the document as
+    it is (on one line) by :func:`canonical_json`: long number series stay one line
+    each instead of one line per number, and are encoded in one C call."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -30,7 +41,7 @@ def to_jsonable(obj: Any) -> Any:
         if math.isfinite(obj):
             return float(obj)
         return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if obj is None or type(obj) in (str, bool, int):
+    if obj is None or type(obj) in (str, bool, int) or isinstance(obj, RawJSON):
         return obj
     if isinstance(obj, bool):
         return bool(obj)
@@ -62,11 +73,28 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, 2-space indent, ``\\n`` at the end, shortest floats, UTF-8."""
+    """Sorted keys, 2-space indent, ``\\n`` at the end, shortest floats, UTF-8;
+    :class:`RawJSON` values spliced in as they are."""
+    import re
+    import secrets
+
     import msgspec
 
-    raw = msgspec.json.encode(to_jsonable(obj), order="sorted")
-    return msgspec.json.format(raw, indent=2) + b"\n"
+    pieces: list[bytes] = []
+    nonce = secrets.token_hex(16)  # no text in the document can forge a placeholder
+
+    def splice(value: Any) -> Any:
+        if isinstance(value, RawJSON):
+            pieces.append(value.data)
+            return f"\0raw-{nonce}-{len(pieces) - 1}\0"
+        raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+    raw = msgspec.json.encode(to_jsonable(obj), order="sorted", enc_hook=splice)
+    text = msgspec.json.format(raw, indent=2) + b"\n"
+    if pieces:
+        placeholder = re.compile(rb'"\\u0000raw-' + nonce.encode() + rb'-(\d+)\\u0000"')
+        text = placeholder.sub(lambda m: pieces[int(m[1])], text)
+    return text
 
 
 def write_json(obj: Any, path: Sink) -> None:

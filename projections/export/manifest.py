@@ -29,8 +29,11 @@ __all__ = [
     "verify_manifest",
 ]
 
-#: Bumped when the layout or the meaning of an exported file changes.
-FORMAT_VERSION = 1
+#: Bumped when the layout or the meaning of an exported file changes. 2: the metrics
+#: table's ``ts``, ``study.json``'s step series and final values' times, the workbook's
+#: metrics sheet and date cells, Parquet's nullable-integer hint for pandas, and the
+#: manifest's ``csv_raw``.
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 _CHUNK = 1 << 20
 

@@ -54,7 +54,9 @@ def write_parquet(table: pa.Table, path: Sink, *, schema: pa.Schema | None = Non
     declared types (a reader gets ``int64`` stage, ``float64`` value, …) rather than
     whatever the builder happened to produce. All key-value metadata (schema and field
     level, e.g. pandas') is dropped; the only metadata left is the Arrow schema that
-    ``store_schema`` writes and the writer's ``created_by`` (its version, no time).
+    ``store_schema`` writes, the writer's ``created_by`` (its version, no time) and a
+    ``pandas`` entry of our own that makes pandas read nullable integer columns as
+    ``Int64`` rather than float64 (:func:`_pandas_hint`).
 
     Raises:
         ExportError: a column is missing or cannot be cast to ``schema``.
@@ -73,8 +75,11 @@ def write_parquet(table: pa.Table, path: Sink, *, schema: pa.Schema | None = Non
             table = table.select(schema.names).cast(schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
             raise ExportError(f"cannot cast the table for {sink_name(path)!r}: {exc}") from None
-    bare = pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
-    table = table.cast(bare)  # drops schema- and field-level metadata
+    bare = pa.schema(
+        [pa.field(f.name, f.type, f.nullable) for f in table.schema],
+        metadata=_pandas_hint(table.schema),
+    )
+    table = table.cast(bare)  # drops schema- and field-level metadata but the hint
     options = _parquet_options()
     # Dictionary-encode text only: on a million distinct float values a dictionary is
     # pure overhead (it falls back anyway) and costs ~40 MB of peak memory.
@@ -87,3 +92,35 @@ def write_parquet(table: pa.Table, path: Sink, *, schema: pa.Schema | None = Non
     ]
     pq.write_table(table, pyarrow_sink(path), **options)
     return table.num_rows
+
+
+def _pandas_hint(schema: pa.Schema) -> dict[bytes, bytes] | None:
+    """A minimal ``pandas`` metadata entry naming the nullable integer columns.
+
+    pandas reads an integer column that may hold nulls (a final value's ``step``, a
+    param some cases lack) as float64 by default, turning step 3 into 3.0; with this
+    entry ``pandas.read_parquet`` gives them its nullable ``Int64`` instead, whatever
+    the rows hold. Other readers (Polars, DuckDB, Arrow) ignore it: their integers are
+    nullable already. Canonical JSON: the bytes depend only on the schema.
+    """
+    import msgspec
+    import pyarrow as pa
+
+    columns = [
+        {
+            "field_name": f.name,
+            "metadata": None,
+            "name": f.name,
+            "numpy_type": "Int64",
+            "pandas_type": "int64",
+        }
+        for f in schema
+        if f.nullable
+        and pa.types.is_integer(f.type)
+        and f.type.bit_width == 64
+        and pa.types.is_signed_integer(f.type)
+    ]
+    if not columns:
+        return None
+    doc = {"column_indexes": [], "columns": columns, "index_columns": []}
+    return {b"pandas": msgspec.json.encode(doc, order="sorted")}

@@ -5,6 +5,10 @@ Sheets, in order:
 - ``summary``: what was exported (study, seq and head hash, objectives, the
   ranking policy, counts, filters, redactions) as field/value rows;
 - ``cases`` and ``runs``: the exported tables (``--fields`` applied, lists as JSON);
+- ``metrics``: the exported metrics table, bounded to :data:`XLSX_METRIC_ROWS` rows
+  (a workbook is for reading, and xlsx writes a cell at a time): when the study has
+  more values, the sheet keeps every final value and then the series in table order,
+  and the summary says how many of how many it holds;
 - ``rankings``: every case of the study ranked under its objectives (rank, case,
   stage, runs, one column per key), then the unranked ones with the reason; the first
   key's column carries a colour scale oriented by its direction;
@@ -15,8 +19,10 @@ Sheets, in order:
   score per stage sits beside it.
 
 Scores are the first objective's aggregate (the study's ranking policy). A study with
-no objectives gets the sheets without scores, formatting or chart. The sheets are small
-(one row per case, run or stage), so building them row by row is fine; the writer
+no objectives gets the sheets without scores, formatting or chart. Times are date
+cells (UTC); the summary's values keep their types (the as-of seq a number, its time a
+date). The sheets other than metrics are small (one row per case, run or stage), so
+building them row by row is fine; the writer
 (:func:`~projections.export.xlsx_writer.write_xlsx`) pins every byte.
 """
 
@@ -28,14 +34,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from projections.export.tables import ExportRecords
-from projections.export.xlsx_writer import XlsxSpec, write_xlsx
+from projections.export.xlsx_writer import FieldSheet, XlsxSpec, write_xlsx
 
 if TYPE_CHECKING:
     import os
 
     import pyarrow as pa
 
-__all__ = ["comparisons_table", "rankings_table", "report_sheets", "write_report"]
+__all__ = [
+    "XLSX_METRIC_ROWS",
+    "comparisons_table",
+    "metrics_sheet",
+    "rankings_table",
+    "report_sheets",
+    "write_report",
+]
+
+#: Rows of the workbook's metrics sheet at most; the CSV and Parquet tables hold all.
+XLSX_METRIC_ROWS = 20_000
 
 
 def _score_columns(rec: ExportRecords) -> list[str]:
@@ -156,8 +172,35 @@ def comparisons_table(rec: ExportRecords) -> pa.Table:
     return pa.table({k: pa.array([r[k] for r in rows], t) for k, t in types.items()})
 
 
-def _summary_table(rec: ExportRecords, meta: Mapping[str, Any]) -> pa.Table:
-    import pyarrow as pa
+def metrics_sheet(rec: ExportRecords, metrics: pa.Table) -> tuple[pa.Table, str]:
+    """The metrics table bounded to :data:`XLSX_METRIC_ROWS` rows, and what it holds.
+
+    Cut, it keeps the final values first (in table order; all of them when they fit)
+    and fills the rest with stepped values in table order, so every run's results are
+    there before any curve is.
+    """
+    total = metrics.num_rows
+    limit = XLSX_METRIC_ROWS
+    if total <= limit:
+        return metrics, f"all {total:,} values"
+    final = np.asarray(rec.metrics["final"], bool)
+    keep = final & (np.cumsum(final) <= limit)
+    room = limit - int(keep.sum())
+    if room > 0:
+        stepped = ~final
+        keep |= stepped & (np.cumsum(stepped) <= room)
+    rows = np.flatnonzero(keep)
+    note = (
+        f"{len(rows):,} of {total:,} values (cut at {limit:,} rows: every final value "
+        "first, then the series in table order); metrics.csv and metrics.parquet hold all"
+    )
+    return metrics.take(rows), note
+
+
+def _summary_table(
+    rec: ExportRecords, meta: Mapping[str, Any], metrics_note: str | None = None
+) -> FieldSheet:
+    from datetime import datetime, timezone
 
     view = rec.view
     ranks = rec.rankings()
@@ -165,10 +208,16 @@ def _summary_table(rec: ExportRecords, meta: Mapping[str, Any]) -> pa.Table:
     for r in rec.runs:
         key = "invalidated" if r.invalidated is not None else (r.status or "running")
         counts[key] = counts.get(key, 0) + 1
+    as_of_ts = meta.get("as_of_ts")
+    when = None
+    if as_of_ts is not None:
+        seconds, micros = divmod(int(as_of_ts), 1_000_000)
+        when = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
     fields: list[tuple[str, Any]] = [
         ("study", rec.study),
         ("description", rec.info["description"]),
         ("as of seq", rec.as_of),
+        ("as of time (UTC)", when),
         ("head hash", meta.get("head_hash")),
         ("objectives", ", ".join(f"{m}:{d}" for m, d in view.objectives) or "none"),
         ("ranking", ranks.policy.text if ranks.policy is not None else "none (no objectives)"),
@@ -177,32 +226,39 @@ def _summary_table(rec: ExportRecords, meta: Mapping[str, Any]) -> pa.Table:
         ("runs exported", len(rec.runs)),
         ("runs by status", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"),
         ("metric values exported", len(rec.metrics["value"])),
+        ("metrics sheet", metrics_note),
         ("metrics", ", ".join(rec.metrics["metrics"]) or "none"),
         ("where", "; ".join(rec.where.texts) or "all rows"),
         ("redacted values", len(rec.redactor.paths) if rec.redactor.enabled else "redaction off"),
     ]
-    return pa.table(
-        {
-            "field": pa.array([f for f, _ in fields], pa.string()),
-            "value": pa.array([None if v is None else str(v) for _, v in fields], pa.string()),
-        }
-    )
+    if metrics_note is None:
+        fields = [f for f in fields if f[0] != "metrics sheet"]
+    return FieldSheet(tuple(fields))
 
 
 def report_sheets(
-    rec: ExportRecords, cases: pa.Table, runs: pa.Table, meta: Mapping[str, Any]
-) -> tuple[dict[str, pa.Table], XlsxSpec]:
-    """The workbook's sheets and the spec that formats them. ``cases`` and ``runs`` are
-    the exported tables, CSV-ready (no list columns)."""
+    rec: ExportRecords,
+    cases: pa.Table,
+    runs: pa.Table,
+    meta: Mapping[str, Any],
+    metrics: pa.Table | None = None,
+) -> tuple[dict[str, pa.Table | FieldSheet], XlsxSpec]:
+    """The workbook's sheets and the spec that formats them. ``cases``, ``runs`` and
+    ``metrics`` are the exported tables, CSV-ready (no list columns); without
+    ``metrics`` the workbook has no metrics sheet. ``meta``: ``head_hash`` and
+    ``as_of_ts`` (the as-of event's time, µs)."""
     ranks = rec.rankings()
     score_cols = _score_columns(rec)
-    sheets = {
-        "summary": _summary_table(rec, meta),
+    bounded, note = metrics_sheet(rec, metrics) if metrics is not None else (None, None)
+    sheets: dict[str, pa.Table | FieldSheet] = {
+        "summary": _summary_table(rec, meta, note),
         "cases": cases,
         "runs": runs,
-        "rankings": rankings_table(rec),
-        "comparisons": comparisons_table(rec),
     }
+    if bounded is not None:
+        sheets["metrics"] = bounded
+    sheets["rankings"] = rankings_table(rec)
+    sheets["comparisons"] = comparisons_table(rec)
     if ranks.policy is None:
         spec = XlsxSpec(ranking_sheet=None, ranking_column=None, chart_sheet=None, title=rec.study)
     else:
@@ -226,6 +282,7 @@ def write_report(
     runs: pa.Table,
     meta: Mapping[str, Any],
     path: str | os.PathLike[str],
+    metrics: pa.Table | None = None,
 ) -> None:
-    sheets, spec = report_sheets(rec, cases, runs, meta)
+    sheets, spec = report_sheets(rec, cases, runs, meta, metrics)
     write_xlsx(sheets, path, spec)

@@ -1,7 +1,9 @@
 """``study.json``: one study at one seq, in full, as canonical JSON.
 
 Everything the tables flatten is here as it was recorded — nested params, run configs
-and provenance, resources, artifacts — together with what the projections derive:
+and provenance, resources, artifacts, every run's final values and its step series (per
+metric, columns ``step``, ``value``, ``seq``, ``ts`` of the values in force, a later
+value of a step superseding the earlier) — together with what the projections derive:
 the DAG, final metric values, rankings under the study's objectives, stage summaries
 and the runner's own recorded selections. Redaction has already been applied (the
 same as in the tables); times are RFC 3339 UTC strings; lists are in export order
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ledger.codec import format_ts
+from projections.export.json_writer import RawJSON
 from projections.export.manifest import FORMAT_VERSION
 from projections.export.tables import ExportRecords
 
@@ -36,14 +39,72 @@ def _finals_by_run(rec: ExportRecords) -> dict[str, list[dict[str, Any]]]:
     sel = np.flatnonzero(m["final"])
     out: dict[str, list[dict[str, Any]]] = {}
     names, runs = m["metrics"], m["runs"]
-    for r, mi, v, s in zip(
+    times = _times_text(m, sel)
+    for r, mi, v, s, t in zip(
         m["run"][sel].tolist(),
         m["metric"][sel].tolist(),
         m["value"][sel].tolist(),
         m["seq"][sel].tolist(),
+        times,
     ):
-        out.setdefault(runs[r], []).append({"metric": names[mi], "value": v, "seq": s})
+        out.setdefault(runs[r], []).append({"metric": names[mi], "value": v, "seq": s, "ts": t})
     return out
+
+
+def _times_text(m: dict[str, Any], rows: np.ndarray) -> list[str | None]:
+    """RFC 3339 text of the values' times at ``rows`` (None where unknown)."""
+    if m["ts"] is None:
+        return [None] * len(rows)
+    from projections.export.time_text import format_utc_micros
+
+    text = format_utc_micros(m["ts"][rows])
+    if text is None:  # a year past 9999: one value at a time
+        return [format_ts(int(t)) for t in m["ts"][rows].tolist()]
+    return text.to_pylist()
+
+
+def _json_floats(values: np.ndarray) -> list[Any]:
+    """Floats as JSON takes them: non-finite ones as their DESIGN §2 strings."""
+    out: list[Any] = values.tolist()
+    for i in np.flatnonzero(~np.isfinite(values)).tolist():
+        v = out[i]
+        out[i] = "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    return out
+
+
+def _series_by_run(rec: ExportRecords) -> dict[str, list[RawJSON]]:
+    """Per run, every stepped value in force as columns per metric (metric names in
+    code-point order; steps ascending), pre-encoded as compact canonical JSON.
+
+    A study's series can hold millions of values: each (run, metric) is encoded by
+    msgspec from numpy's lists in one call, rather than walked value by value, and is
+    written on one line.
+    """
+    import msgspec
+
+    m = rec.metrics
+    rows = np.flatnonzero(~m["final"])
+    if not len(rows):
+        return {}
+    run, metric = m["run"][rows], m["metric"][rows]
+    # Rows are sorted by (run, metric, step): a new group starts where either changes.
+    starts = np.flatnonzero(
+        np.concatenate(([True], (run[1:] != run[:-1]) | (metric[1:] != metric[:-1])))
+    )
+    ends = np.append(starts[1:], len(rows))
+    encode = msgspec.json.Encoder(order="sorted").encode
+    groups: dict[str, list[RawJSON]] = {}
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        sel = rows[a:b]
+        doc = {
+            "metric": m["metrics"][int(metric[a])],
+            "step": m["step"][sel].tolist(),
+            "value": _json_floats(m["value"][sel]),
+            "seq": m["seq"][sel].tolist(),
+            "ts": _times_text(m, sel),
+        }
+        groups.setdefault(m["runs"][int(run[a])], []).append(RawJSON(encode(doc)))
+    return groups
 
 
 def _metric_overview(rec: ExportRecords) -> list[dict[str, Any]]:
@@ -84,6 +145,7 @@ def study_document(rec: ExportRecords, *, head_hash: str) -> dict[str, Any]:
     view = rec.view
     info = view.dag.info
     finals = _finals_by_run(rec)
+    series = _series_by_run(rec)
     ranks = rec.rankings()
     cases = [
         {
@@ -126,6 +188,7 @@ def study_document(rec: ExportRecords, *, head_hash: str) -> dict[str, Any]:
                 "last_seq": r.last_seq,
                 "last_ts": _ts(r.last_ts),
                 "finals": finals.get(r.run, []),
+                "series": series.get(r.run, []),
             }
         )
     return {

@@ -22,14 +22,17 @@ which readers see as strings):
 - ``metrics``: long form, one row per (run, metric, step) value in force — a later
   value of the same key supersedes an earlier one — sorted by (case, run, metric,
   step, seq), a run's final value (step null) after its series: study, case, run,
-  stage, metric, step, value (float64; NaN and ±inf kept), seq (of the event that
-  recorded the value in force).
+  stage, metric, step (a nullable int64: null for a final value), value (float64;
+  NaN and ±inf kept), seq (of the event that recorded the value in force), ts (that
+  event's time, ``timestamp[us, UTC]``; RFC 3339 UTC with microseconds in CSV).
 
 The metrics table is built from the metrics projection's raw numpy columns (every
 recorded value, in log order): one stable sort by (run, metric, step) — a single int64
 key when the steps allow — keeps the last value of each key, which is the one in force,
-then ``take``; the Arrow columns are zero-copy views of the results. No Python object
-per value.
+then ``take``; the Arrow columns are zero-copy views of the results. Each value's time
+is its event's, looked up by seq in the (seq, ts) columns of the study's
+``metrics_recorded`` events (``ledger_event_times``: the blocks store them, so no event
+is decoded). No Python object per value.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ RUNS_COLUMNS = (
     "finished_seq",
     "artifacts",
 )
-METRICS_COLUMNS = ("study", "case", "run", "stage", "metric", "step", "value", "seq")
+METRICS_COLUMNS = ("study", "case", "run", "stage", "metric", "step", "value", "seq", "ts")
 PARAM_PREFIX = "param."
 
 
@@ -195,8 +198,8 @@ def collect(
     """Select and redact a study's records once, for every file of the export.
 
     ``event_times`` returns the (seq, ts) of the study's ``metrics_recorded`` events in
-    seq order; it is only called when ``where`` has a ``ts`` condition (the metrics
-    projection keeps seqs, not times).
+    seq order (the metrics projection keeps seqs, not times): it gives the metrics
+    table its ``ts`` column and serves ``--where ts...``. Without it, ``ts`` is null.
     """
     where = where or Where()
     redactor = redactor or Redactor()
@@ -317,11 +320,11 @@ def _metric_columns(
     run_case = np.array([case_code_of[case_of_run[r]] for r in runs], np.int32)
     run_stage = np.array([stage_of.get(case_of_run[r], 0) for r in runs], np.int64)
 
-    times = event_times() if where.has_ts and event_times is not None else None
+    times = event_times() if event_times is not None else None
     parts = []
     for raw in (proj.stepped.arrays(), proj.finals.arrays()):
         keep = run_code[raw["run"]] >= 0
-        if times is not None and len(keep):
+        if times is not None and where.has_ts and len(keep):
             seqs, ts = times
             pos = np.searchsorted(seqs, raw["seq"]).clip(0, max(len(seqs) - 1, 0))
             keep &= where.ts_mask(ts[pos]) if len(ts) else False
@@ -395,6 +398,7 @@ def _metric_columns(
         metric_code[f_raw["metric"].take(f_idx)].astype(np.int32),
     )
     final = np.insert(np.zeros(len(s_idx), bool), at, np.ones(len(f_idx), bool))
+    seq = column("seq", np.int64)
     return {
         "runs": runs,
         "cases": cases,
@@ -406,8 +410,24 @@ def _metric_columns(
         "step": column("step", np.int64),
         "final": final,
         "value": column("value", np.float64),
-        "seq": column("seq", np.int64),
+        "seq": seq,
+        "ts": None if times is None else _times_of(seq, *times),
     }
+
+
+def _times_of(seq: np.ndarray, event_seqs: np.ndarray, event_ts: np.ndarray) -> np.ndarray:
+    """The time of the event behind each value (by its seq)."""
+    if not len(seq):
+        return np.empty(0, np.int64)
+    pos = np.searchsorted(event_seqs, seq).clip(0, max(len(event_seqs) - 1, 0))
+    if not len(event_seqs) or not bool((event_seqs[pos] == seq).all()):
+        from projections.base import ProjectionError
+
+        raise ProjectionError(
+            "a metric value's event is missing from the study's event times; "
+            "were the times read at the same as-of seq as the study?"
+        )
+    return np.ascontiguousarray(event_ts[pos], np.int64)
 
 
 def _dictionary(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
@@ -435,6 +455,7 @@ def metrics_table(rec: ExportRecords) -> pa.Table:
             "step": step,
             "value": pa.array(m["value"], pa.float64()),
             "seq": pa.array(m["seq"], pa.int64()),
+            "ts": pa.array(m["ts"], _ts_type()) if m["ts"] is not None else pa.nulls(n, _ts_type()),
         },
         schema=METRICS_SCHEMA(),
     )
@@ -454,6 +475,7 @@ def METRICS_SCHEMA() -> pa.Schema:  # noqa: N802 - a constant that needs pyarrow
             pa.field("step", pa.int64()),
             pa.field("value", pa.float64(), nullable=False),
             pa.field("seq", pa.int64(), nullable=False),
+            pa.field("ts", _ts_type()),
         ]
     )
 

@@ -16,11 +16,34 @@ from projections.export.safety import ExportError, neutralise_cell
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["XLSX_CREATED", "XlsxSpec", "write_xlsx"]
+__all__ = ["DATE_FORMAT", "XLSX_CREATED", "FieldSheet", "XlsxSpec", "write_xlsx"]
 
 #: The creation time every workbook claims (the zip entries say the same: 1980-01-01).
 XLSX_CREATED = datetime(1980, 1, 1, tzinfo=timezone.utc)
 _XLSX_MAX_ROWS = 1_048_575  # Excel's 1,048,576 rows less the header
+#: How date cells show (UTC; Excel keeps milliseconds at most on screen, the cell's
+#: serial number carries the rest).
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss.000"
+
+
+@dataclass(frozen=True)
+class FieldSheet:
+    """A two-column sheet of (field, value) rows whose values keep their own types:
+    numbers as number cells, ``datetime`` as date cells, text neutralised, None blank."""
+
+    rows: tuple[tuple[str, Any], ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return ["field", "value"]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)
+
+    @property
+    def num_columns(self) -> int:
+        return 2
 
 
 @dataclass(frozen=True)
@@ -53,12 +76,15 @@ def _float_format(arr: pa.ChunkedArray) -> str:
 
 
 def write_xlsx(
-    sheets: Mapping[str, pa.Table], path: str | os.PathLike[str], spec: XlsxSpec | None = None
+    sheets: Mapping[str, pa.Table | FieldSheet],
+    path: str | os.PathLike[str],
+    spec: XlsxSpec | None = None,
 ) -> None:
     """Write one worksheet per table, in the mapping's order, with a reproducible zip.
 
     Text goes through ``write_string`` after neutralisation, so no cell is ever a
-    formula; numbers get number formats; NaN and ±inf (which Excel cannot store) are
+    formula; numbers get number formats; timestamps are date cells (UTC, shown as
+    :data:`DATE_FORMAT`); NaN and ±inf (which Excel cannot store) are
     written as the texts ``NaN``/``Infinity``/``-Infinity``; nulls are left blank. The
     ranking column gets a 3-colour scale oriented by ``spec.direction``, and a line
     chart of ``chart_value`` by ``chart_category`` sits beside the chart sheet's data.
@@ -111,7 +137,10 @@ def write_xlsx(
                 raise ExportError(
                     f"sheet name {sheet_name!r} is not valid in Excel: {exc}"
                 ) from None
-            _write_sheet(ws, table, header, fmt)
+            if isinstance(table, FieldSheet):
+                _write_fields(ws, table, header, fmt)
+            else:
+                _write_sheet(ws, table, header, fmt)
             n = table.num_rows
             if sheet_name == spec.ranking_sheet and spec.ranking_column and n:
                 col = xl_col_to_name(table.column_names.index(spec.ranking_column))
@@ -147,7 +176,7 @@ def write_xlsx(
         workbook.close()
 
 
-def _check_spec(sheets: Mapping[str, pa.Table], spec: XlsxSpec) -> None:
+def _check_spec(sheets: Mapping[str, pa.Table | FieldSheet], spec: XlsxSpec) -> None:
     wanted = []
     if spec.ranking_sheet is not None and spec.ranking_column is not None:
         wanted.append((spec.ranking_sheet, spec.ranking_column))
@@ -184,9 +213,7 @@ def _write_sheet(ws: Any, table: pa.Table, header: Any, fmt: Any) -> None:
                 if math.isfinite(v):
                     ws.write_number(r, c, v, num)
                 else:
-                    ws.write_string(
-                        r, c, "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-                    )
+                    ws.write_string(r, c, _non_finite(v))
             width = max(width, 12)
         elif pa.types.is_integer(t):
             num = fmt("0")
@@ -194,6 +221,9 @@ def _write_sheet(ws: Any, table: pa.Table, header: Any, fmt: Any) -> None:
                 if v is not None:
                     ws.write_number(r, c, v, num)
             width = max(width, 8)
+        elif pa.types.is_timestamp(t):
+            _write_dates(ws, c, column, fmt(DATE_FORMAT))
+            width = max(width, len(DATE_FORMAT))
         elif pa.types.is_boolean(t):
             for r, v in enumerate(column.to_pylist(), start=1):
                 if v is not None:
@@ -211,3 +241,65 @@ def _write_sheet(ws: Any, table: pa.Table, header: Any, fmt: Any) -> None:
     ws.freeze_panes(1, 0)
     if table.num_columns:
         ws.autofilter(0, 0, max(table.num_rows, 1), table.num_columns - 1)
+
+
+def _write_dates(ws: Any, c: int, column: pa.ChunkedArray, num: Any) -> None:
+    """Timestamps as date cells: the serial number, computed column-wise, with a date
+    format (what ``write_datetime`` writes, without a datetime object per cell)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from projections.export.time_text import excel_serial
+
+    arr = column.combine_chunks()
+    unit = arr.type.unit
+    per_us = {"s": 1_000_000, "ms": 1_000, "us": 1}
+    micros = pc.fill_null(arr.view(pa.int64()), 0).to_numpy()
+    micros = micros * per_us[unit] if unit in per_us else micros // 1_000
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    for r, (v, ok) in enumerate(zip(excel_serial(micros).tolist(), valid.tolist()), start=1):
+        if ok:
+            ws.write_number(r, c, v, num)
+
+
+def _write_fields(ws: Any, sheet: FieldSheet, header: Any, fmt: Any) -> None:
+    """(field, value) rows, each value written as the cell type its Python type says."""
+    from projections.export.time_text import excel_serial
+
+    ws.write_string(0, 0, "field", header)
+    ws.write_string(0, 1, "value", header)
+    widths = [len("field"), len("value")]
+    for r, (name, value) in enumerate(sheet.rows, start=1):
+        ws.write_string(r, 0, neutralise_cell(name))
+        widths[0] = max(widths[0], len(name))
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            ws.write_boolean(r, 1, value)
+        elif isinstance(value, int):
+            ws.write_number(r, 1, value, fmt("0"))
+        elif isinstance(value, float) and math.isfinite(value):
+            ws.write_number(r, 1, value, fmt("0.000000"))
+        elif isinstance(value, datetime):
+            when = value.astimezone(timezone.utc) if value.tzinfo else value
+            delta = when.replace(tzinfo=timezone.utc) - _EPOCH
+            micros = (delta.days * 86_400 + delta.seconds) * 10**6 + delta.microseconds
+            ws.write_number(r, 1, float(excel_serial([micros])[0]), fmt(DATE_FORMAT))
+            widths[1] = max(widths[1], len(DATE_FORMAT))
+        else:
+            text = value if isinstance(value, str) else _non_finite(value)
+            ws.write_string(r, 1, neutralise_cell(text))
+            widths[1] = max(widths[1], len(text))
+    for c, w in enumerate(widths):
+        ws.set_column(c, c, min(max(w, 6), 60) + 2)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(sheet.num_rows, 1), 1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _non_finite(value: Any) -> str:
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return str(value)

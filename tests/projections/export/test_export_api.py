@@ -267,6 +267,7 @@ def test_parquet_reads_back_with_typed_schemas_and_row_counts(led, tmp_path):
         pa.int64(),
         pa.float64(),
         pa.int64(),
+        ts,
     ]
     assert metrics.column_names == [
         "study",
@@ -277,6 +278,7 @@ def test_parquet_reads_back_with_typed_schemas_and_row_counts(led, tmp_path):
         "step",
         "value",
         "seq",
+        "ts",
     ]
     assert runs.schema.field("started_ts").type == ts
     assert runs.schema.field("finished_ts").type == ts
@@ -496,7 +498,7 @@ def test_report_opens_with_openpyxl_with_the_expected_sheets(led, tmp_path):
     openpyxl = pytest.importorskip("openpyxl")
     m = export_study(led, "chip", tmp_path / "out", formats=["xlsx"])
     wb = openpyxl.load_workbook(m.path / "report.xlsx")
-    assert wb.sheetnames == ["summary", "cases", "runs", "rankings", "comparisons"]
+    assert wb.sheetnames == ["summary", "cases", "runs", "metrics", "rankings", "comparisons"]
     summary = dict(wb["summary"].iter_rows(min_row=2, values_only=True))
     assert summary["study"] == "chip" and summary["ranking"] == "qor:max (mean)"
     assert summary["head hash"] == led.head.hash
@@ -721,5 +723,5 @@ def test_csv_bytes_spell_floats_and_times_as_designed(led, tmp_path):
     assert runs[0]["started_ts"].endswith("Z") and "T" in runs[0]["started_ts"]
     assert runs[0]["started_ts"].startswith("2024-05-01T")
     assert io.StringIO(metrics).readline().strip() == (
-        '"study","case","run","stage","metric","step","value","seq"'
+        '"study","case","run","stage","metric","step","value","seq","ts"'
     )

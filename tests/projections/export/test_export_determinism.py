@@ -103,5 +103,6 @@ def test_two_processes_write_identical_bytes(tmp_path):
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert b"1980-01-01T00:00:00Z" in z.read("docProps/core.xml")
     meta = pq.ParquetFile(a / "metrics.parquet").metadata
-    assert set(meta.metadata) == {b"ARROW:schema"}
+    assert set(meta.metadata) == {b"ARROW:schema", b"pandas"}  # pandas: our Int64 hint
+    assert b"version" not in meta.metadata[b"pandas"]
     assert "version" in meta.created_by and ":" not in meta.created_by  # no time of day

@@ -53,13 +53,19 @@ def metrics_table(n=50):
 
 # ------------------------------------------------------------------ Parquet
 
+#: What the writer puts in the ``pandas`` key: read the nullable ``step`` as ``Int64``.
+PANDAS_STEP_HINT = (
+    b'{"column_indexes":[],"columns":[{"field_name":"step","metadata":null,"name":"step",'
+    b'"numpy_type":"Int64","pandas_type":"int64"}],"index_columns":[]}'
+)
+
 
 def test_parquet_reads_back_with_the_exact_schema(tmp_path):
     path = tmp_path / "m.parquet"
     assert write_parquet(metrics_table(), path, schema=METRICS_SCHEMA) == 50
     back = pq.read_table(path)
-    assert back.schema.equals(METRICS_SCHEMA, check_metadata=True)
-    assert back.schema.metadata is None
+    assert back.schema.equals(METRICS_SCHEMA, check_metadata=False)
+    assert back.schema.metadata == {b"pandas": PANDAS_STEP_HINT}  # only our own hint
     assert back.num_rows == 50
     assert back.column("step").null_count == 8
     assert back.column("stage").to_pylist()[-1] == 4
@@ -69,7 +75,12 @@ def test_parquet_metadata_holds_no_time(tmp_path):
     path = tmp_path / "m.parquet"
     write_parquet(metrics_table(), path)
     meta = pq.ParquetFile(path).metadata
-    assert set(meta.metadata) == {b"ARROW:schema"}  # no pandas, no "written_at"
+    assert set(meta.metadata) == {b"ARROW:schema", b"pandas"}  # no "written_at"
+    hint = json.loads(meta.metadata[b"pandas"])  # ours, not the table's "{}"
+    assert [(c["name"], c["numpy_type"]) for c in hint["columns"]] == [
+        ("stage", "Int64"),  # nullable here: no schema was given
+        ("step", "Int64"),
+    ]
     assert meta.created_by.startswith("parquet-cpp-arrow version ")
     assert meta.created_by.split()[-1] == pa.__version__
     assert meta.row_group(0).column(0).compression == "ZSTD"
