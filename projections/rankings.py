@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import msgspec
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGGREGATES",
+    "COUNTED",
     "Constraint",
     "Key",
     "Policy",
@@ -313,6 +314,9 @@ class Ranking(msgspec.Struct, kw_only=True):
     policy: Policy
     rows: list[RankRow]
     unranked: list[Unranked]
+    #: Which cases and runs were ranked, when not the whole stage's completed runs
+    #: (``rank --case/--where/--status``): ``{"cases", "where", "statuses"}``.
+    selection: dict[str, list[str]] | None = None
 
     def survivors(self) -> list[str]:
         """The cases marked survivor (the top K), in rank order."""
@@ -326,7 +330,7 @@ class Ranking(msgspec.Struct, kw_only=True):
             "policy": self.policy.to_dict(),
             "ranking": [r.to_dict() for r in self.rows],
             "unranked": [u.to_dict() for u in self.unranked],
-        }
+        } | ({} if self.selection is None else {"selection": self.selection})
 
 
 def aggregate(
@@ -408,13 +412,22 @@ def pareto_fronts(points: np.ndarray, *, block: int = 1024) -> np.ndarray:
     return fronts
 
 
-def _no_run_reason(statuses: list[str]) -> str:
+#: The runs a ranking draws on unless told otherwise (DESIGN: completed runs).
+COUNTED = ("completed",)
+
+
+def _no_run_reason(statuses: list[str], counted: Sequence[str] = COUNTED) -> str:
+    head = (
+        "no completed run"
+        if tuple(counted) == COUNTED
+        else f"no run with status {' or '.join(counted)}"
+    )
     if not statuses:
-        return "no completed run (no runs)"
+        return f"{head} (no runs)"
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s] = counts.get(s, 0) + 1
-    return "no completed run (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")"
+    return f"{head} (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")"
 
 
 def rank_cases(
@@ -427,19 +440,22 @@ def rank_cases(
     stage: int | None = None,
     as_of: int | None = None,
     stages: Mapping[str, int] | None = None,
+    counted: Sequence[str] = COUNTED,
 ) -> Ranking:
     """Rank ``cases`` from plain arrays — the whole algorithm, with no ledger in sight.
 
     ``finals[metric]`` holds, for final values in force, the position of each value's
     run in ``runs``, the value and its seq. ``stages`` (case -> stage) adds a stage to
-    each row.
+    each row. ``counted``: the run statuses whose final values count (``running`` for
+    a run not finished); invalidated runs never count.
     """
     names = sorted(set(cases))
     n = len(names)
     pos = {c: i for i, c in enumerate(names)}
     run_case = np.fromiter((pos.get(c, -1) for c in runs.case), np.int64, len(runs.case))
+    wanted = frozenset(counted)
     ok = np.fromiter(
-        (s == "completed" and not inv for s, inv in zip(runs.status, runs.invalidated)),
+        ((s or "running") in wanted and not inv for s, inv in zip(runs.status, runs.invalidated)),
         bool,
         len(runs.case),
     ) & (run_case >= 0)
@@ -539,7 +555,7 @@ def rank_cases(
                         statuses.setdefault(c, []).append(
                             "invalidated" if inv else (s or "running")
                         )
-            why = _no_run_reason(statuses.get(i, []))
+            why = _no_run_reason(statuses.get(i, []), counted)
         unranked.append(
             Unranked(
                 case=names[i],
@@ -561,10 +577,15 @@ def rank_study(
     *,
     study: str,
     as_of: int,
+    cases: Collection[str] | None = None,
+    counted: Sequence[str] = COUNTED,
 ) -> Ranking:
-    """Rank one study's cases (of ``stage``, or all) from its projections: its DAG, its
-    runs and ``finals_of`` (``StudyView.finals_by_metric``)."""
+    """Rank one study's cases (of ``stage``, or all; only ``cases`` when given) from its
+    projections: its DAG, its runs and ``finals_of`` (``StudyView.finals_by_metric``).
+    ``counted``: the run statuses that count (see :func:`rank_cases`)."""
     nodes = dag.cases(stage)
+    if cases is not None:
+        nodes = [n for n in nodes if n.case in cases]
     run_list = list(runs.runs.values()) if runs is not None else []
     table = RunTable(
         [r.case for r in run_list],
@@ -584,4 +605,5 @@ def rank_study(
         stage=stage,
         as_of=as_of,
         stages={n.case: n.stage for n in nodes},
+        counted=counted,
     )

@@ -28,17 +28,10 @@ BY_HELP = "case, stage, eco, eco_class, host, status, all, or param:NAME"
 _open01 = click.FloatRange(0, 1, min_open=True, max_open=True)
 
 
-def query_options(f: F) -> F:
-    """--study, --stage, --case, --where, --status, --as-of and --json."""
+def selection_options(f: F) -> F:
+    """--case, --where and --status: which cases, and which of their runs (shared by
+    the analytics commands and ``rank``)."""
     options = [
-        click.option("--study", "-s", default=None, help="The study (default: the only one)."),
-        click.option(
-            "--stage",
-            "stages",
-            type=click.IntRange(min=0),
-            multiple=True,
-            help="Only cases of this stage (repeatable).",
-        ),
         click.option(
             "--case",
             "case_globs",
@@ -51,7 +44,8 @@ def query_options(f: F) -> F:
             "wheres",
             metavar="EXPR",
             multiple=True,
-            help="A filter on the case's params, e.g. 'util>0.6', 'lib==nangate45' (repeatable).",
+            help="A filter on the case's params (not on fields such as stage or status, "
+            "which `export --where` filters), e.g. 'util>0.6', 'lib==nangate45' (repeatable).",
         ),
         click.option(
             "--status",
@@ -60,12 +54,42 @@ def query_options(f: F) -> F:
             multiple=True,
             help="Only runs of this status (repeatable; each command has its default).",
         ),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def query_options(f: F) -> F:
+    """--study, --stage, --case, --where, --status, --as-of and --json."""
+    options = [
+        click.option("--study", "-s", default=None, help="The study (default: the only one)."),
+        click.option(
+            "--stage",
+            "stages",
+            type=click.IntRange(min=0),
+            multiple=True,
+            help="Only cases of this stage (repeatable).",
+        ),
+        selection_options,
         as_of_option,
         json_option,
     ]
     for opt in reversed(options):
         f = opt(f)
     return f
+
+
+def selection_query(
+    ctx: click.Context,
+    study: str | None,
+    case_globs: tuple[str, ...],
+    wheres: tuple[str, ...],
+    statuses: tuple[str, ...],
+    as_of: int | None,
+) -> Any:
+    """The ``Query`` the selection options describe (no stage filter)."""
+    return _query(ctx, study, (), case_globs, wheres, statuses, as_of)
 
 
 def _query(
@@ -210,8 +234,19 @@ def stats(ctx: click.Context, **kw: Any) -> None:
 @click.command()
 @query_options
 @click.option("--metric", "-m", default=None, help="The metric (default: the only objective).")
-@click.option("--a", "case_a", default=None, metavar="CASE", help="The first case.")
-@click.option("--b", "case_b", default=None, metavar="CASE", help="The second case.")
+@click.option(
+    "--a", "case_a", default=None, metavar="CASE", help="The first case (with --by: a value)."
+)
+@click.option(
+    "--b", "case_b", default=None, metavar="CASE", help="The second case (with --by: a value)."
+)
+@click.option(
+    "--by",
+    default=None,
+    metavar="GROUPING",
+    help="Compare groups of cases instead: the runs of every case whose param:NAME (or "
+    "stage, eco, eco_class, host) is --a against those where it is --b.",
+)
 @click.option(
     "--cases",
     default=None,
@@ -247,12 +282,15 @@ def compare(ctx: click.Context, **kw: Any) -> None:
     """Compare cases on a metric over their completed runs.
 
     --a/--b: one test (Welch, Student or Mann-Whitney U) with its effect size (Hedges'
-    g, or Cliff's delta for Mann-Whitney), means and counts. --cases: every pair, with
-    Holm-adjusted p-values. --rank: the cases ranked by mean, each with its interval.
+    g, or Cliff's delta for Mann-Whitney), means and counts. --by: the same test between
+    two groups of cases, e.g. every case with batch 16 against every case with batch
+    64. --cases: every pair, with Holm-adjusted p-values. --rank: the cases ranked by
+    mean, each with its interval.
 
     \b
     Example:
       ledger compare --study chip --metric wns_ps --a base --b s1-resize
+      ledger compare -s sweep -m loss --by param:batch --a 16 --b 64
       ledger compare -s chip -m wns_ps --cases 'base,s1-*' --test mannwhitney --json
       ledger compare -s chip -m wns_ps --stage 1 --rank
     """
@@ -268,6 +306,8 @@ def compare(ctx: click.Context, **kw: Any) -> None:
         raise click.UsageError("give --a and --b, or --cases A,B,C, or --rank (one of them)")
     if (kw["case_a"] is None) != (kw["case_b"] is None):
         raise click.UsageError("--a and --b go together")
+    if kw["by"] is not None and kw["case_a"] is None:
+        raise click.UsageError("--by compares two of its values: give them as --a and --b")
     if kw["rank_all"]:
         _analyse(ctx, q, kw, "rank_ci", "metric", "direction", "confidence")
         return
@@ -283,6 +323,7 @@ def compare(ctx: click.Context, **kw: Any) -> None:
         "paired",
         "metric",
         "confidence",
+        "by",
         a=kw["case_a"],
         b=kw["case_b"],
         cases=cases,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from cli.commands.analytics import selection_options, selection_query
 from cli.commands.checkpoint import reported_warnings
-from cli.options import as_of_option, json_option, open_ledger, study_option
+from cli.options import as_of_option, json_option, study_option
 from cli.output import echo_json, fmt, table
 
 
@@ -50,6 +51,7 @@ from cli.output import echo_json, fmt, table
     is_flag=True,
     help="Per-stage summary instead: best case, survivors recorded vs ranked.",
 )
+@selection_options
 @as_of_option
 @json_option
 @click.pass_context
@@ -65,28 +67,38 @@ def rank(
     top: int | None,
     pareto: bool,
     summary: bool,
+    case_globs: tuple[str, ...],
+    wheres: tuple[str, ...],
+    statuses: tuple[str, ...],
     as_of: int | None,
     as_json: bool,
 ) -> None:
     """Rank a study's cases by its objectives, a metric, or lexicographic keys.
 
     Each case scores the aggregate (--agg) of the final values of its completed,
-    non-invalidated runs. Constraints (--require) are checked on the same aggregate
-    first: a case that breaks one is listed as unranked, infeasible, with the broken
-    constraint. Ties break by case id. Cases with no completed run, a missing metric or
-    a NaN aggregate are listed as unranked with the reason.
+    non-invalidated runs (--status: of these statuses instead). Constraints (--require)
+    are checked on the same aggregate first: a case that breaks one is listed as
+    unranked, infeasible, with the broken constraint. Ties break by case id. Cases with
+    no counted run, a missing metric or a NaN aggregate are listed as unranked with the
+    reason. --case and --where rank only the cases they select, as in the analytics
+    commands.
 
     \b
     Example:
       ledger rank --study chip --stage 1 --top 3
       ledger rank --study chip --by qor:max,area:min --require drc_errors==0 --json
       ledger rank --study sweep --metric accuracy --direction max --agg median
+      ledger rank --study sweep --where 'batch==64' --status completed --status pruned
     """
-    from projections.study import load_study, resolve_study
+    from projections.analytics.rank_report import rank_selected
 
-    ledger = open_ledger(ctx)
+    if summary and (case_globs or wheres or statuses):
+        raise click.UsageError(
+            "--summary covers whole stages; drop --case, --where and --status to use it"
+        )
+    query = selection_query(ctx, study, case_globs, wheres, statuses, as_of)
     with reported_warnings():
-        view = load_study(ledger, resolve_study(ledger, study), as_of)
+        view = query.load()
     policy = view.policy(
         metric=metric,
         direction=direction,
@@ -99,12 +111,15 @@ def rank(
     if summary:
         _summary(view, policy, stage, as_json)
         return
-    ranking = view.rank(stage, policy)
+    ranking = rank_selected(query, view, policy, stage)
     if as_json:
         echo_json(ranking.to_dict())
         return
     where = f"stage {stage}" if stage is not None else "all stages"
-    click.echo(f"study {view.study}, {where}, as of seq {view.as_of}: {policy.text}")
+    click.echo(
+        f"study {view.study}, {where}, as of seq {view.as_of}: {policy.text}"
+        + _selection_text(ranking.selection)
+    )
     headers = ["rank", "case", "stage"] + [k.metric for k in policy.keys] + ["runs"]
     if pareto:
         headers.append("front")
@@ -131,6 +146,17 @@ def rank(
                 ["case", "stage", "reason"], [[u.case, u.stage, u.reason] for u in ranking.unranked]
             )
         )
+
+
+def _selection_text(selection: dict[str, list[str]] | None) -> str:
+    if selection is None:
+        return ""
+    parts = []
+    if selection["cases"]:
+        parts.append("cases " + ", ".join(selection["cases"]))
+    parts += [f"where {w}" for w in selection["where"]]
+    parts.append("runs " + "/".join(selection["statuses"]))
+    return "; " + "; ".join(parts)
 
 
 def _summary(view, policy, stage: int | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]

@@ -73,6 +73,7 @@ __all__ = [
     "QuerySpec",
     "STATUSES",
     "parse_where",
+    "select_cases",
 ]
 
 AGGREGATES = ("mean", "median", "best", "last")
@@ -591,7 +592,9 @@ class Query:
 # -------------------------------------------------------------------------- collect
 
 
-def _select_cases(spec: QuerySpec, view: StudyView) -> list[Any]:
+def select_cases(spec: QuerySpec, view: StudyView) -> list[Any]:
+    """The DAG nodes the case filters of ``spec`` choose, sorted by case id. A stage,
+    glob, ECO or param that matches no case of the study raises ``QueryError``."""
     dag = view.dag
     where = f"study {view.study!r} at seq {view.as_of}"
     nodes = sorted(dag.nodes.values(), key=lambda n: n.case)
@@ -669,7 +672,7 @@ def _check_metrics(spec: QuerySpec, view: StudyView) -> dict[str, str | None]:
 
 def _collect(query: Query, view: StudyView) -> QueryFrame:
     spec = query.spec
-    nodes = _select_cases(spec, view)
+    nodes = select_cases(spec, view)
     directions = _check_metrics(spec, view)
     statuses = spec.statuses
     hosts = set(spec.hosts)

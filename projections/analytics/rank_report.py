@@ -7,12 +7,17 @@ it could not rank, with the runs left out of each.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from projections.base import ProjectionError
+from projections.rankings import COUNTED, Policy, Ranking, rank_study
 
 from . import compare as _compare
 from . import stats as _stats
 from .config import AnalyticsConfig
-from .query import Columns, Query, QueryError
+from .query import Columns, Query, QueryError, select_cases
 from .report_inputs import (
     all_exclusions,
     need_direction,
@@ -22,6 +27,51 @@ from .report_inputs import (
     usable_values,
 )
 from .result import AnalyticsResult
+
+if TYPE_CHECKING:
+    from projections.study import StudyView
+
+
+def rank_selected(
+    query: Query, view: StudyView, policy: Policy, stage: int | None = None
+) -> Ranking:
+    """``ledger rank`` over the cases and runs a query selects: its case filters
+    (``cases`` globs, ``where_param``; ``stage`` here is the ranking's own) choose the
+    cases ranked, its statuses the runs whose final values count (default: completed;
+    invalidated runs never count). Without filters this is ``view.rank(stage, policy)``.
+    The ranking then carries ``selection`` (the globs, param filters and statuses).
+
+    Raises ``QueryError`` (a glob or param that matches no case), ``ProjectionError``
+    (a stage with no case), ``PolicyError``.
+    """
+    spec = query.spec
+    if not (spec.cases or spec.params or spec.statuses is not None):
+        return view.rank(stage, policy)
+    if stage is not None and stage not in view.dag.stages():
+        known = ", ".join(map(str, view.dag.stages())) or "none yet"
+        raise ProjectionError(
+            f"study {view.study!r} has no case in stage {stage} at seq {view.as_of} "
+            f"(stages: {known})"
+        )
+    chosen = {n.case for n in select_cases(spec, view)}
+    counted = spec.statuses if spec.statuses is not None else COUNTED
+    ranking = rank_study(
+        view.dag,
+        view.runs,
+        view.finals_by_metric,
+        policy,
+        stage,
+        study=view.study,
+        as_of=view.as_of,
+        cases=chosen,
+        counted=counted,
+    )
+    ranking.selection = {
+        "cases": list(spec.cases),
+        "where": [f.text for f in spec.params],
+        "statuses": list(counted),
+    }
+    return ranking
 
 
 def rank_ci(

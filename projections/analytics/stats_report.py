@@ -23,6 +23,13 @@ from .report_inputs import (
 )
 from .result import AnalyticsResult
 
+#: What ``stats`` says, once, when every case has a single run (a sweep or a search
+#: runs each configuration once): grouping by case can only describe single values.
+ONE_RUN_EACH = (
+    "every case has one run, so statistics per case say nothing about spread: pool the "
+    "runs with --by all (or --by stage, eco, eco_class or param:NAME)"
+)
+
 _GROUP_TYPES = {
     "count": "int",
     "nan_dropped": "int",
@@ -97,6 +104,9 @@ def stats(
         shown += ["boot_low", "boot_high"]
     agg = frame.metrics[0].agg if frame.per_case else None
     what = f"{agg} {name} per case" if agg else name
+    warnings = summary_warnings(groups)
+    if by == "case" and len(groups) > 1 and all(g["count"] <= 1 for g in groups):
+        warnings = [ONE_RUN_EACH]  # not one warning per case
     return AnalyticsResult(
         kind="stats",
         study=frame.study,
@@ -113,7 +123,7 @@ def stats(
         },
         exclusions=all_exclusions(frame, dropped),
         settings=settings_of(cfg, "confidence", "bootstrap", "seed", "min_n"),
-        warnings=summary_warnings(groups),
+        warnings=warnings,
         title=f"stats of {what} by {by}",
         display={"": shown},
     )

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Rows of the workbook's metrics sheet at most; the CSV and Parquet tables hold all.
-XLSX_METRIC_ROWS = 20_000
+XLSX_METRIC_ROWS = 10_000
 
 
 def _score_columns(rec: ExportRecords) -> list[str]:

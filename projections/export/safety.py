@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SECRET_WORDS",
     "REDACTED",
+    "TEMP_LIKE",
     "TRIGGERS",
     "ExportError",
     "UnsafePathError",
@@ -187,9 +188,19 @@ def _ascii_fold(text: str) -> str:
     return "".join(out)
 
 
+#: The names :mod:`projections.export.snapshot` gives its temporary folders. A snapshot
+#: folder never looks like one, so the cleanup of killed exports can never take it.
+TEMP_LIKE = re.compile(r".+\.(?:old\.)?tmp-[0-9a-f]{8}")
+
+
+def _not_temp_like(text: str) -> str:
+    # The last character of a temporary name is a hex digit; "_" never is.
+    return text[:-1] + "_" if TEMP_LIKE.fullmatch(text) else text
+
+
 def _with_suffix(base: str, original: str, length: int, max_length: int) -> str:
     suffix = "-" + short_hash(original, length)
-    return base[: max_length - len(suffix)] + suffix
+    return _not_temp_like(base[: max_length - len(suffix)] + suffix)
 
 
 def safe_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
@@ -200,8 +211,10 @@ def safe_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
     files), as do trailing dots (Windows drops them); Windows device names (``CON``,
     ``nul.txt``) get a ``_`` prefix. A name that had to be cut, or kept no letter or
     digit, ends with a short hash of the original so it still says which study it was.
-    The result is never empty and is a fixed point: ``safe_name(safe_name(x)) ==
-    safe_name(x)``.
+    A name shaped like an export's temporary folder (``x.tmp-0123abcd``, see
+    :data:`TEMP_LIKE`) ends with ``_`` instead of its last digit, so that no snapshot
+    folder is ever taken for a killed export's leftover. The result is never empty and
+    is a fixed point: ``safe_name(safe_name(x)) == safe_name(x)``.
     """
     if max_length < 24:
         raise ValueError("max_length must be at least 24")
@@ -213,7 +226,7 @@ def safe_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
         text = "_" + text
     if len(text) > max_length or not any(c.isalnum() for c in text):
         text = _with_suffix(text, name, 8, max_length).rstrip(".")
-    return text
+    return _not_temp_like(text)
 
 
 def assign_folder_names(names: Iterable[str], max_length: int = MAX_NAME_LENGTH) -> dict[str, str]:

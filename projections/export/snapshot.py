@@ -9,16 +9,28 @@ otherwise by renaming it aside, renaming the new one in and deleting the old one
 crash at any point leaves the old snapshot or the new one under the final name, plus
 at most ``*.tmp-*`` leftovers. Nothing is written outside the output folder, and a
 symlink planted at the final name is refused, not followed.
+
+Leftovers do not pile up. The writer holds an exclusive ``flock`` on its temporary
+folder (and on the old snapshot it moves aside) for as long as it lives; the kernel
+drops the lock when the process dies, however it dies. Each export first removes the
+temporary folders of ours in its output folder whose lock it can take: named
+``<folder>.tmp-<8 hex>`` or ``<folder>.old.tmp-<8 hex>``, holding nothing but export
+files (``.json``, ``.csv``, ``.parquet``, ``.xlsx``, ``.html``). Anything else is left
+alone. A SIGTERM while the temporary folder exists removes it, then lets the signal
+kill the process as it would have (when nobody else handles SIGTERM).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
 import shutil
+import signal
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -28,9 +40,15 @@ from projections.export.hashing_sink import HashingFile, write_hashed
 from projections.export.json_writer import write_json
 from projections.export.manifest import MANIFEST_NAME, FileInfo, file_info
 from projections.export.parquet_writer import write_parquet
-from projections.export.safety import ExportError, UnsafePathError, confine, safe_name
+from projections.export.safety import (
+    TEMP_LIKE,
+    ExportError,
+    UnsafePathError,
+    confine,
+    safe_name,
+)
 
-__all__ = ["FileSource", "Snapshot", "write_snapshot"]
+__all__ = ["FileSource", "Snapshot", "clean_stale_temporaries", "write_snapshot"]
 
 #: How a file's content is given: a callable that writes the path it is handed (and
 #: may return its row count, or the :class:`FileInfo` of what it wrote, as
@@ -72,9 +90,7 @@ def write_snapshot(
             ``replace`` is false, or a source cannot be written. The final name is then
             untouched and the temporary folder removed.
     """
-    base = Path(out_dir)
-    base.mkdir(parents=True, exist_ok=True)
-    base = base.resolve(strict=True)
+    base = _make_out_dir(Path(out_dir))
     _check_name(folder_name, "folder")
     final = confine(base, folder_name)
     names = list(files)
@@ -83,8 +99,30 @@ def write_snapshot(
         if manifest is not None and name == MANIFEST_NAME:
             raise ExportError(f"file {MANIFEST_NAME!r} is written by the manifest callback")
     _check_target(base / folder_name, replace)
+    clean_stale_temporaries(base)
 
-    tmp = _make_temp_dir(base, folder_name)
+    with _terminate_cleanly():
+        tmp, lock = _make_temp_dir(base, folder_name)
+        try:
+            return _write_into(
+                base, tmp, final, folder_name, files, names, manifest=manifest, replace=replace
+            )
+        finally:
+            os.close(lock)
+
+
+def _write_into(
+    base: Path,
+    tmp: Path,
+    final: Path,
+    folder_name: str,
+    files: Mapping[str, FileSource],
+    names: list[str],
+    *,
+    manifest: Callable[[dict[str, FileInfo]], Mapping[str, Any]] | None,
+    replace: bool,
+) -> Snapshot:
+    """Write every file into ``tmp``, then swap it in; ``tmp`` is gone either way."""
     try:
         infos: dict[str, FileInfo] = {}
         for name in names:
@@ -104,6 +142,24 @@ def write_snapshot(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Snapshot(path=final, files=infos)
+
+
+def _make_out_dir(out: Path) -> Path:
+    """Create the output folder (and its parents); a file in the way, or a folder that
+    cannot be created, is an ``ExportError`` naming it, not an ``OSError``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return out.resolve(strict=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        why = (
+            f"{os.fspath(blocker)} is a file, not a folder"
+            if blocker is not None
+            else "a part of the path is not a folder"
+        )
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    raise ExportError(f"cannot use --out {os.fspath(out)}: {why}; choose another folder")
 
 
 def _check_name(name: str, what: str) -> None:
@@ -134,17 +190,131 @@ def _check_target(target: Path, replace: bool) -> None:
         )
 
 
-def _make_temp_dir(base: Path, folder_name: str) -> Path:
-    # mkdir is atomic and refuses an existing name (a planted symlink included); the
-    # mode follows the umask, like the rest of the user's files.
+def _make_temp_dir(base: Path, folder_name: str) -> tuple[Path, int]:
+    """A fresh ``<folder>.tmp-<8 hex>`` in ``base``, and the descriptor holding its lock.
+
+    mkdir is atomic and refuses an existing name (a planted symlink included); the mode
+    follows the umask, like the rest of the user's files. A cleaner that took the lock
+    between our mkdir and our flock (and removed the folder) makes us try another name.
+    """
     for _ in range(100):
         tmp = base / f"{folder_name}.tmp-{secrets.token_hex(4)}"
         try:
             os.mkdir(tmp)
         except FileExistsError:
             continue
-        return tmp
+        fd = _lock(tmp)
+        if fd is not None:
+            return tmp, fd
     raise ExportError(f"cannot create a temporary folder in {os.fspath(base)}")
+
+
+# ------------------------------------------------------------ leftovers and SIGTERM
+
+#: The temporary names this module gives (a new snapshot, or an old one moved aside);
+#: ``safe_name`` never gives a snapshot folder such a name.
+_TEMP_NAME = TEMP_LIKE
+#: What a temporary folder of ours may hold: files of these kinds, nothing else.
+_EXPORT_SUFFIXES = (".json", ".csv", ".parquet", ".xlsx", ".html")
+
+
+def _lock(path: Path) -> int | None:
+    """An open descriptor of folder ``path`` holding an exclusive ``flock`` on it, or
+    None when another process holds it or the folder is not (any more) at ``path``.
+    Where ``fcntl`` does not exist (Windows), a descriptor without a lock."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _only_export_files(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return all(
+                e.is_file(follow_symlinks=False) and e.name.endswith(_EXPORT_SUFFIXES)
+                for e in entries
+            )
+    except OSError:
+        return False
+
+
+def clean_stale_temporaries(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Remove the temporary folders a killed export left in ``out_dir``; return their
+    names. Only ours (see the module doc) and only when no live process holds their
+    lock; best effort: what cannot be removed stays, and no error is raised."""
+    removed: list[str] = []
+    if not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - no flock to judge by
+        return removed
+    try:
+        with os.scandir(out_dir) as entries:
+            candidates = [
+                Path(e.path)
+                for e in entries
+                if _TEMP_NAME.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
+            ]
+    except OSError:
+        return removed
+    for path in sorted(candidates):
+        fd = _lock(path)
+        if fd is None:
+            continue  # its writer still runs (or it is gone already)
+        try:
+            if _only_export_files(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while a temporary folder existed (unwinds to its cleanup)."""
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into ``_Terminated`` while the body runs, so the temporary folder
+    is removed; then die of SIGTERM as the process would have. Only in the main
+    thread and only when SIGTERM has its default action: a program that handles
+    SIGTERM itself keeps its handler (and the next export cleans up instead)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one cleanup, not two
+        received.append(signum)
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Also when the exception never surfaced: CPython can lose one raised by a
+        # handler (seen while ``compile`` ran for a lazy import), and the body then
+        # finished its work. The process still dies of the signal it was sent.
+        if received:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _write_source(source: Any, path: Path) -> FileInfo | int | None:
@@ -255,11 +425,16 @@ def _swap_in(base: Path, tmp: Path, folder_name: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old snapshot
         return
     aside = base / f"{folder_name}.old.tmp-{secrets.token_hex(4)}"
-    os.rename(final, aside)
+    held = _lock(final)  # the old snapshot, while it sits under a temporary name
     try:
-        os.rename(tmp, final)
-    except BaseException:
-        os.rename(aside, final)  # put the old snapshot back under its name
-        raise
-    _fsync_dir(base)
-    shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
+        try:
+            os.rename(tmp, final)
+        except BaseException:
+            os.rename(aside, final)  # put the old snapshot back under its name
+            raise
+        _fsync_dir(base)
+        shutil.rmtree(aside, ignore_errors=True)
+    finally:
+        if held is not None:
+            os.close(held)

@@ -17,6 +17,7 @@ The DAG, rankings and stage summaries always describe the whole study at ``as_of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from ledger.codec import format_ts
 from projections.export.json_writer import RawJSON
 from projections.export.manifest import FORMAT_VERSION
 from projections.export.tables import ExportRecords
+from projections.export.time_text import format_utc_micros, utc_micros_bytes
 
 __all__ = ["study_document"]
 
@@ -55,8 +57,6 @@ def _times_text(m: dict[str, Any], rows: np.ndarray) -> list[str | None]:
     """RFC 3339 text of the values' times at ``rows`` (None where unknown)."""
     if m["ts"] is None:
         return [None] * len(rows)
-    from projections.export.time_text import format_utc_micros
-
     text = format_utc_micros(m["ts"][rows])
     if text is None:  # a year past 9999: one value at a time
         return [format_ts(int(t)) for t in m["ts"][rows].tolist()]
@@ -76,9 +76,9 @@ def _series_by_run(rec: ExportRecords) -> dict[str, list[RawJSON]]:
     """Per run, every stepped value in force as columns per metric (metric names in
     code-point order; steps ascending), pre-encoded as compact canonical JSON.
 
-    A study's series can hold millions of values: each (run, metric) is encoded by
-    msgspec from numpy's lists in one call, rather than walked value by value, and is
-    written on one line.
+    A study's series can hold millions of values: each (run, metric) is spliced from
+    one msgspec encoding per column, and the times' text comes from one numpy pass over
+    every value (:func:`_json_times`), never a Python string per value.
     """
     import msgspec
 
@@ -92,19 +92,47 @@ def _series_by_run(rec: ExportRecords) -> dict[str, list[RawJSON]]:
         np.concatenate(([True], (run[1:] != run[:-1]) | (metric[1:] != metric[:-1])))
     )
     ends = np.append(starts[1:], len(rows))
-    encode = msgspec.json.Encoder(order="sorted").encode
+    encode = msgspec.json.encode
+    times = _json_times(m, rows)
     groups: dict[str, list[RawJSON]] = {}
     for a, b in zip(starts.tolist(), ends.tolist()):
         sel = rows[a:b]
-        doc = {
-            "metric": m["metrics"][int(metric[a])],
-            "step": m["step"][sel].tolist(),
-            "value": _json_floats(m["value"][sel]),
-            "seq": m["seq"][sel].tolist(),
-            "ts": _times_text(m, sel),
-        }
-        groups.setdefault(m["runs"][int(run[a])], []).append(RawJSON(encode(doc)))
+        parts = (  # keys in sorted order, as canonical JSON has them
+            b'{"metric":',
+            encode(m["metrics"][int(metric[a])]),
+            b',"seq":',
+            encode(m["seq"][sel].tolist()),
+            b',"step":',
+            encode(m["step"][sel].tolist()),
+            b',"ts":',
+            times(a, b),
+            b',"value":',
+            encode(_json_floats(m["value"][sel])),
+            b"}",
+        )
+        groups.setdefault(m["runs"][int(run[a])], []).append(RawJSON(b"".join(parts)))
     return groups
+
+
+def _json_times(m: dict[str, Any], rows: np.ndarray) -> Callable[[int, int], bytes]:
+    """``times(a, b)``: the JSON list of the RFC 3339 times of ``rows[a:b]``."""
+    import msgspec
+
+    micros = None if m["ts"] is None else m["ts"][rows]
+    text = None if micros is None else utc_micros_bytes(micros)
+    if text is None:  # no times, or a year past 9999: one value at a time
+        return lambda a, b: msgspec.json.encode(_times_text(m, rows[a:b]))
+    quoted = np.empty((len(rows), text.shape[1] + 3), np.uint8)
+    quoted[:, 0] = quoted[:, -2] = ord('"')
+    quoted[:, 1:-2] = text
+    quoted[:, -1] = ord(",")
+    flat = quoted.reshape(-1)
+    width = quoted.shape[1]
+
+    def times(a: int, b: int) -> bytes:
+        return b"[" + flat[a * width : b * width - 1].tobytes() + b"]"
+
+    return times
 
 
 def _metric_overview(rec: ExportRecords) -> list[dict[str, Any]]:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
-__all__ = ["excel_serial", "format_utc_micros"]
+__all__ = ["excel_serial", "format_utc_micros", "utc_micros_bytes"]
 
 _WIDTH = 27  # len("2024-05-01T12:00:00.000001Z")
 _US_PER_DAY = 86_400_000_000
@@ -49,11 +49,21 @@ def _digits(out: np.ndarray, col: int, values: np.ndarray, width: int) -> None:
         values = values // 10
 
 
+def utc_micros_bytes(micros: np.ndarray) -> np.ndarray | None:
+    """µs since the epoch (int64) -> an ``(n, 27)`` uint8 array, row ``i`` the RFC 3339
+    UTC text of value ``i`` (``2024-05-01T12:00:00.000001Z``). None when a value lies
+    outside years 1-9999."""
+    us = np.asarray(micros, np.int64)
+    if len(us) and (int(us.min()) < _MIN_US or int(us.max()) > _MAX_US):
+        return None
+    return _text_rows(us)
+
+
 def format_utc_micros(micros: np.ndarray, valid: np.ndarray | None = None) -> pa.Array | None:
     """µs since the epoch (int64) -> an Arrow string array of RFC 3339 UTC text with
     microseconds and ``Z``; ``valid`` False gives null. Returns None when a value lies
     outside years 1-9999 (the caller then uses Arrow's ``strftime``)."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     us = np.asarray(micros, np.int64)
     n = len(us)
@@ -65,6 +75,23 @@ def format_utc_micros(micros: np.ndarray, valid: np.ndarray | None = None) -> pa
         return None
     if mask is not None:
         us = np.where(mask, 0, us)
+    out = _text_rows(us)
+    offsets = np.arange(0, (n + 1) * _WIDTH, _WIDTH, dtype=np.int32)
+    nulls = None
+    if mask is not None and mask.any():
+        nulls = pa.py_buffer(np.packbits(~mask, bitorder="little"))
+    return pa.StringArray.from_buffers(
+        n,
+        pa.py_buffer(offsets),
+        pa.py_buffer(out.reshape(-1)),
+        nulls,
+        null_count=-1 if nulls is not None else 0,
+    )
+
+
+def _text_rows(us: np.ndarray) -> np.ndarray:
+    """The ``(n, 27)`` text of in-range µs values."""
+    n = len(us)
     days, rest = np.divmod(us, _US_PER_DAY)
     year, month, day = _civil_from_days(days)
     secs, frac = np.divmod(rest, 1_000_000)
@@ -78,17 +105,7 @@ def format_utc_micros(micros: np.ndarray, valid: np.ndarray | None = None) -> pa
     _digits(out, 20, frac, 6)
     for col, ch in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (26, "Z")):
         out[:, col] = ord(ch)
-    offsets = np.arange(0, (n + 1) * _WIDTH, _WIDTH, dtype=np.int32)
-    nulls = None
-    if mask is not None and mask.any():
-        nulls = pa.py_buffer(np.packbits(~mask, bitorder="little"))
-    return pa.StringArray.from_buffers(
-        n,
-        pa.py_buffer(offsets),
-        pa.py_buffer(out.reshape(-1)),
-        nulls,
-        null_count=-1 if nulls is not None else 0,
-    )
+    return out
 
 
 def excel_serial(micros: Any) -> np.ndarray:

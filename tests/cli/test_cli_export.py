@@ -211,3 +211,58 @@ def test_the_progress_bar_draws_one_line_on_stderr(capsys):
     assert captured.out == ""
     assert captured.err.count("\r") == 3 and captured.err.endswith("\n")
     assert "[############............] 2/4 chip: metrics.csv" in captured.err
+
+
+# ------------------------------------------------------------------------ issue 18
+
+
+def _csv_column(path: Path, name: str) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [row[name] for row in csv.DictReader(fh)]
+
+
+def test_csv_raw_cells_join_with_parquet_and_the_manifest_says_so(tmp_path):
+    import pyarrow.parquet as pq
+
+    path = os.fspath(tmp_path / "h.ledger")
+    with Ledger(path) as led:
+        led.append(seeded_events("chip", hostile=True))
+    formats = ["--format", "csv", "--format", "parquet"]
+    res = run(path, "export", "--study", "chip", *formats, "--out", str(tmp_path / "safe"))
+    assert res.exit_code == 0, res.stderr
+    res = run(
+        path, "export", "--study", "chip", *formats, "--csv-raw", "--out", str(tmp_path / "raw")
+    )
+    assert res.exit_code == 0, res.stderr
+    safe, raw = tmp_path / "safe" / "chip", tmp_path / "raw" / "chip"
+    parquet_ids = pq.read_table(raw / "cases.parquet").column("case").to_pylist()
+    assert "+1+1" in parquet_ids
+    # By default a spreadsheet is protected: the ids carry a ' and do not join.
+    assert "'+1+1" in _csv_column(safe / "cases.csv", "case")
+    assert _csv_column(safe / "cases.csv", "case") != parquet_ids
+    # --csv-raw: the same cells as Parquet, header names included.
+    assert _csv_column(raw / "cases.csv", "case") == parquet_ids
+    raw_runs = pq.read_table(raw / "metrics.parquet").column("run").to_pylist()
+    assert _csv_column(raw / "metrics.csv", "run") == [str(r) for r in raw_runs]
+    assert "param.=evil" in (raw / "cases.csv").read_text().splitlines()[0]
+    assert json.loads((safe / "manifest.json").read_text())["csv_raw"] is False
+    assert json.loads((raw / "manifest.json").read_text())["csv_raw"] is True
+    journal = json.loads(run(path, "exports", "--json").stdout)["exports"]
+    assert [e["csv_raw"] for e in journal] == [False, True]
+
+
+@pytest.mark.parametrize("inside", ["afile.txt/sub", "afile.txt/sub/deeper"])
+def test_out_through_a_file_is_one_error_line(ledger_path, tmp_path, inside):
+    (tmp_path / "afile.txt").write_text("not a folder")
+    out = tmp_path / inside
+    res = run(ledger_path, "export", "--study", "chip", "--format", "csv", "--out", str(out))
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"error: cannot use --out {os.fspath(out)}: ")
+    assert f"{os.fspath(tmp_path / 'afile.txt')} is a file, not a folder" in res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert (tmp_path / "afile.txt").read_text() == "not a folder"
+    # --out naming the file itself is click's usage error (exit 2), not a traceback
+    res = run(ledger_path, "export", "--study", "chip", "--out", str(tmp_path / "afile.txt"))
+    assert res.exit_code == 2 and "is a file" in res.stderr
