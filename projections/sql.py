@@ -246,6 +246,7 @@ def tables(
         CASES_COLUMNS,
         cases_table,
         collect,
+        ledger_event_times,
         metrics_table,
         runs_table,
     )
@@ -254,7 +255,10 @@ def tables(
     wanted = set(only)
     out: dict[str, pa.Table] = {}
     if wanted & {"cases", "runs", "metrics"}:
-        records = [collect(view) for view in _views(ledger, study, limit)]
+        records = [
+            collect(view, event_times=lambda s=view.study: ledger_event_times(ledger, s, limit))
+            for view in _views(ledger, study, limit)
+        ]  # event times: the metrics table's ts, as in an export
         builders = {"cases": cases_table, "runs": runs_table, "metrics": metrics_table}
         for name, build in builders.items():
             if name in wanted:
