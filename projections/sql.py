@@ -31,6 +31,7 @@ line), ``SqlRefused`` (a statement that writes, attaches, loads or touches files
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -256,7 +257,9 @@ def tables(
     out: dict[str, pa.Table] = {}
     if wanted & {"cases", "runs", "metrics"}:
         records = [
-            collect(view, event_times=lambda s=view.study: ledger_event_times(ledger, s, limit))
+            collect(
+                view, event_times=functools.partial(ledger_event_times, ledger, view.study, limit)
+            )
             for view in _views(ledger, study, limit)
         ]  # event times: the metrics table's ts, as in an export
         builders = {"cases": cases_table, "runs": runs_table, "metrics": metrics_table}
