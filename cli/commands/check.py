@@ -15,7 +15,7 @@ from cli.output import echo_json, fmt, table
 def _time_unit(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from projections.checks import parse_time_unit
+    from ledger.importers.orfs_time import parse_time_unit
 
     text = value.strip()
     if text[:1].isalpha():
@@ -75,8 +75,8 @@ def check(
       ledger check --study orfs --rules rules.json --time-unit ps --json
       ledger check --study chip --run "$RUN_ID" --rules rules.json
     """
-    from projections.check_runs import check_study
-    from projections.checks import load_rules
+    from projections.rules_eval import load_rules
+    from projections.rules_study import check_study
     from projections.study import load_study, resolve_study
 
     rules = load_rules(rules_file)

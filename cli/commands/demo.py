@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.options import ledger_path
+
+if TYPE_CHECKING:
+    from ledger import Ledger
+    from ledger.demo import Choice
+
+
+def by_ranking(ledger: Ledger, study: str, stage: int, top: int) -> Choice:
+    """The demo runner's survivors: the stage's top cases by the study's objectives."""
+    from ledger.demo import Choice
+    from projections.study import load_study
+
+    ranking = load_study(ledger, study).rank(stage=stage, top=top)
+    return Choice(ranking.survivors(), ranking.policy.to_dict(), ranking.rows[0].score)
 
 
 @click.command()
@@ -40,7 +54,7 @@ def demo(
     from cli.commands.core import status, verify
     from cli.commands.dag import dag
     from cli.commands.rank import rank
-    from projections.demo import run_demo
+    from ledger.demo import run_demo
 
     path = ledger_path(ctx)
 
@@ -48,7 +62,7 @@ def demo(
         click.echo(text)
 
     click.echo(f"recording study {study!r} into {path} ...")
-    run_demo(path, study=study, seed=seed, say=say)
+    run_demo(path, choose=by_ranking, study=study, seed=seed, say=say)
     click.echo("\n$ ledger status")
     ctx.invoke(status)
     click.echo(f"\n$ ledger dag --study {study}")

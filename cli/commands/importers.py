@@ -1,9 +1,10 @@
 """ledger import csv|orfs|mlflow|optuna: bring in results that already exist elsewhere.
 
-Each subcommand maps its flags 1:1 onto one reader of ``ledger.importers`` and hands
-the parsed events to ``cli.importing`` (parse all, then one atomic append per source
-file). The shared flags — ``--dry-run``, ``--json``, ``--keep-secrets`` — come from one
-decorator so every importer behaves alike.
+Each subcommand maps its flags 1:1 onto one reader of ``ledger.importers`` (parse), hands
+the parsed sources to ``ledger.importers.batches.import_sources`` (one atomic append per
+source file, or a dry run's plan), and renders the outcome. The shared flags —
+``--dry-run``, ``--json``, ``--keep-secrets`` — come from one decorator so every importer
+behaves alike.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cli.options import json_option, ledger_path, open_ledger
 from cli.output import echo_json
+from cli.progress import StderrProgress, parse_with
+
+if TYPE_CHECKING:
+    from ledger.importers.batches import Outcome, Source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,46 +79,34 @@ def _quiet_peers() -> Iterator[None]:
 
 def _finish(
     ctx: click.Context,
-    sources: Sequence[Any],
+    sources: Sequence[Source],
     summary: dict[str, Any],
     *,
     dry_run: bool,
     keep_secrets: bool,
     as_json: bool,
 ) -> None:
-    """Settle existing studies, append (or plan), render."""
-    from cli.importing import (
-        Outcome,
-        StderrProgress,
-        append_sources,
-        settle_studies,
-        summary_lines,
-        would_append,
-    )
+    """Open the ledger (a dry run never creates one), import, render."""
     from ledger import Ledger, LedgerNotFound
+    from ledger.importers.batches import import_sources
 
     if dry_run:
         try:
-            existing: Ledger | None = Ledger(ledger_path(ctx), create=False, readonly=True)
+            ledger: Ledger | None = Ledger(ledger_path(ctx), create=False, readonly=True)
         except LedgerNotFound:
-            existing = None  # a dry run never creates the ledger
-        try:
-            notes = settle_studies(existing, sources)
-        finally:
-            if existing is not None:
-                existing.close()
-        outcome = Outcome(summary, True, notes, plan=would_append(sources))
+            ledger = None
+        if ledger is not None:
+            ctx.call_on_close(ledger.close)
     else:
         ledger = open_ledger(ctx, create=True, readonly=False)
-        notes = settle_studies(ledger, sources)
-        progress = StderrProgress("append", "events")
-        try:
-            files = append_sources(ledger, sources, redact=not keep_secrets, progress=progress)
-        finally:
-            progress.close()
-        outcome = Outcome(summary, False, notes, files)
+    outcome = import_sources(
+        ledger, sources, summary, dry_run=dry_run, redact=not keep_secrets, progress=StderrProgress
+    )
+    _render(outcome, as_json)
 
-    for note in notes:
+
+def _render(outcome: Outcome, as_json: bool) -> None:
+    for note in outcome.studies_existing:
         if note["not_recorded"]:
             what = ", ".join(f"{k} {v!r}" for k, v in note["not_recorded"].items())
             click.echo(
@@ -124,9 +117,9 @@ def _finish(
     if as_json:
         echo_json(outcome.to_json())
         return
-    for line in summary_lines(summary):
+    for line in summary_lines(outcome.summary):
         click.echo(line)
-    if dry_run:
+    if outcome.dry_run:
         plan = outcome.plan or {}
         kinds = ", ".join(f"{t} {n:,}" for t, n in plan["by_type"].items())
         batches = plan["batches"]
@@ -134,7 +127,7 @@ def _finish(
             f"dry run: would append {plan['events']:,} events in {batches} "
             f"batch{'es' if batches != 1 else ''} ({kinds}); nothing appended"
         )
-        for note in notes:
+        for note in outcome.studies_existing:
             click.echo(f"study {note['study']} exists (seq {note['seq']}): its settings are kept")
         return
     for f in outcome.files:
@@ -147,9 +140,27 @@ def _finish(
         click.echo(f"head {last['head_seq']} {last['head_hash'][:16]}")
 
 
-def _parse(label: str, unit: str, read: Callable[[Any], Any]) -> Any:
-    from cli.importing import StderrProgress, parse_with
+def _plain(value: Any, nested: bool = False) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        text = " ".join(f"{k}={_plain(v, True)}" for k, v in value.items()) or "-"
+        return f"({text})" if nested and value else text
+    if isinstance(value, list):
+        text = ", ".join(_plain(v, True) for v in value) or "-"
+        return f"[{text}]" if nested and value else text
+    return str(value)
 
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The importer's summary for people: ``key: value``, in the importer's order."""
+    width = max((len(k) for k in summary), default=0)
+    return [f"{k + ':':<{width + 1}} {_plain(v)}" for k, v in summary.items()]
+
+
+def _parse(label: str, unit: str, read: Callable[[Any], Any]) -> Any:
     return parse_with(StderrProgress(label, unit), read)
 
 
@@ -260,8 +271,8 @@ def csv_cmd(ctx: click.Context, file: str, long_form: bool, **opts: Any) -> None
         --error-column metadata_json --error-key error --time-column created_at \\
         --unmapped config
     """
-    from cli.importing import Source
     from ledger.importers import read_csv_long, read_csv_wide
+    from ledger.importers.batches import Source
 
     dry_run, keep_secrets, as_json = (
         opts.pop("dry_run"),
@@ -405,50 +416,22 @@ def orfs_cmd(
       ledger import orfs metadata-history.jsonl --normalise-time ns --study orfs-ns
       ledger rank --study orfs-ns --metric finish__timing__setup__ws__ns --direction max
     """
-    from cli.importing import (
-        Source,
-        StderrProgress,
-        dedupe_across,
-        filter_platforms,
-        merge_summaries,
-        normalise_orfs_timing,
-        parse_with,
-        recount,
-    )
-    from ledger.importers import read_orfs
-    from ledger.importers.orfs import metadata_files
+    from ledger.importers.orfs_sources import read_orfs_sources
+    from ledger.importers.orfs_time import parse_time_unit
 
     if normalise_to is not None:
-        from projections.checks import parse_time_unit
-
         try:
             parse_time_unit(normalise_to)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--normalise-time") from None
-    files = metadata_files(paths)
-    sources, summaries = [], []
-    for n, path in enumerate(files, 1):
-        label = f"reading {path}" + (f" ({n}/{len(files)})" if len(files) > 1 else "")
-        progress = StderrProgress(label, "records")
-        result = parse_with(
-            progress,
-            lambda p, path=path: read_orfs([path], study=study, by_variant=by_variant, progress=p),
-        )
-        sources.append(Source(str(path), result.events))
-        summaries.append(result.summary)
-    summary = merge_summaries(summaries)
-    if len(sources) > 1:
-        summary["study"] = study
-        dropped = dedupe_across(sources)
-        counts = recount(sources)
-        summary["cases"] = counts["cases"]
-        summary["events"] = counts["events"]
-        summary["events_shared_across_files"] = dropped
-    if platforms:
-        summary["kept"] = filter_platforms(sources, platforms)
-        summary["kept"]["events"] = recount(sources)["events"]
-    if normalise_to is not None:
-        summary["time_normalised"] = normalise_orfs_timing(sources, normalise_to)
+    sources, summary = read_orfs_sources(
+        paths,
+        study=study,
+        by_variant=by_variant,
+        platforms=platforms,
+        normalise_to=normalise_to,
+        progress=StderrProgress,
+    )
     _finish(ctx, sources, summary, dry_run=dry_run, keep_secrets=keep_secrets, as_json=as_json)
 
 
@@ -498,8 +481,8 @@ def mlflow_cmd(
     Example:
       ledger import mlflow sqlite:///mlruns.db --experiment sweep --study sweep-mlflow
     """
-    from cli.importing import Source
     from ledger.importers import read_mlflow
+    from ledger.importers.batches import Source
 
     def read(progress: Any) -> Any:
         with _quiet_peers():
@@ -573,8 +556,8 @@ def optuna_cmd(
       ledger import optuna optuna-journal.log --study tune-lr
       ledger import optuna sqlite:///optuna.db --study tune-lr --into tune-lr-2024
     """
-    from cli.importing import Source
     from ledger.importers import read_optuna
+    from ledger.importers.batches import Source
 
     def read(progress: Any) -> Any:
         with _quiet_peers():

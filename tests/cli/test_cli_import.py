@@ -913,7 +913,7 @@ class _Tty(io.StringIO):
 
 
 def test_progress_only_on_a_terminal():
-    from cli.importing import StderrProgress
+    from cli.progress import StderrProgress
 
     tty = _Tty()
     p = StderrProgress("reading x.csv", "rows", stream=tty)

@@ -8,10 +8,11 @@ import pytest
 @pytest.fixture(scope="session")
 def demo_ledger(tmp_path_factory) -> Path:
     """The demo study (``ledger demo``), recorded once per session."""
-    from projections.demo import run_demo
+    from cli.commands.demo import by_ranking
+    from ledger.demo import run_demo
 
     path = tmp_path_factory.mktemp("report-demo") / "demo.ledger"
-    run_demo(path)
+    run_demo(path, choose=by_ranking)
     return path
 
 

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from projections.checks import (
-    Rule,
-    RulesError,
-    check_runs,
+from ledger.importers.orfs_time import (
     is_timing_metric,
-    load_rules,
     normalise_timing,
-    parse_rules,
     parse_time_unit,
     time_unit_of,
 )
+from projections.rules_eval import Rule, RulesError, check_runs, load_rules, parse_rules
 
 ORFS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "orfs"
 

@@ -1,53 +1,57 @@
-"""How ``ledger import`` turns parsed sources into appends, and what it reports.
+"""How parsed sources become appends, and what an import reports: the part between the
+importers and the log that every importer shares.
 
 The importers (``ledger.importers``) parse a source into wire events with stable ids;
-this module is the part between them and the log that every importer shares:
+``import_sources`` hands them to the ledger:
 
-- **Parse everything first.** Every source of one command is parsed before anything is
+- **Parse everything first.** Every source of one import is parsed before anything is
   appended, so a bad row anywhere appends nothing and the error names ``file:line``.
 - **One atomic append per source file**, in the order given (an ORFS folder of
   ``metadata*.json`` files is one append per file). Events shared by several files of
-  one import (the study, a case) go with the first file that needs them; an id that two
-  files give different content is refused before anything is appended.
+  one import (the study, a case) go with the first file that needs them
+  (``dedupe_across``); an id that two files give different content is refused before
+  anything is appended.
 - **An existing study keeps its own settings.** An importer's ``study_created`` for a
   study the ledger already holds is dropped: appending it could only be a duplicate (when
   identical) or be refused (when the study was created with other settings, e.g. by a
-  runner, by ``ledger append`` or by another importer). When the dropped event carried
-  settings that differ (objectives, config, description, tags) a ``warning:`` line says
-  which were not recorded; the import itself goes on.
-- **Progress on stderr only when stderr is a terminal**, so pipes and CI logs stay clean.
+  runner, by ``ledger append`` or by another importer). The ``Outcome`` lists, per such
+  study, the settings that differ (objectives, config, description, tags) and were not
+  recorded; the import itself goes on.
+- **A dry run** reads the ledger (when there is one) to settle the studies and reports
+  what it would append; it never writes.
 
-ORFS extras live here too, because they are choices about *what to record*, not about
-parsing: ``--platform`` keeps the records of some platforms (one study per platform is
-how ``ledger rank`` ranks within a platform), and ``--normalise-time`` records each
-timing metric a second time in one unit, next to the original (``rank`` has no unit
-option, so cross-platform ranking needs values that are already comparable).
+Progress is the caller's: ``import_sources`` and the multi-file readers take a
+``ProgressFactory`` (``factory(label, unit)`` -> a ``ProgressLine``), which the CLI
+fills with a line on stderr shown only on a terminal.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ledger import Ledger
 from ledger.codec import event_to_wire
 from ledger.errors import IdempotencyConflict, LedgerError
-from ledger.importers import ImportResult, ImportSourceError
+
+from .common import ImportSourceError
+
+if TYPE_CHECKING:
+    from ledger import Ledger
 
 __all__ = [
+    "Outcome",
+    "ProgressFactory",
+    "ProgressLine",
     "Source",
-    "StderrProgress",
     "append_sources",
     "dedupe_across",
-    "filter_platforms",
+    "import_sources",
     "merge_summaries",
-    "normalise_orfs_timing",
+    "recount",
     "settle_studies",
-    "summary_lines",
     "would_append",
 ]
 
@@ -62,48 +66,19 @@ class Source:
     events: list[dict[str, Any]]
 
 
-# -- progress ------------------------------------------------------------------------
+class ProgressLine(Protocol):
+    """A progress display: ``line(done, total)`` as an importer's ``progress``, a
+    ``status`` text, and ``close`` when done (whatever happened)."""
+
+    def __call__(self, done: int, total: int | None) -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
-class StderrProgress:
-    """``progress(done, total)`` for the importers: one rewritten line on stderr.
-
-    Silent unless the stream is a terminal (``isatty``): a progress bar in a pipe or a
-    CI log is noise. The importers already call it only every few thousand rows.
-    """
-
-    width = 24
-
-    def __init__(self, label: str, unit: str, stream: IO[str] | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        isatty = getattr(self.stream, "isatty", None)
-        self.enabled = bool(isatty and isatty())
-        self.label = label
-        self.unit = unit
-        self._shown = False
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        if total:
-            frac = min(done / total, 1.0)
-            bar = "#" * int(frac * self.width)
-            text = f"{self.label} [{bar:<{self.width}}] {frac:4.0%} {done:,}/{total:,} {self.unit}"
-        else:
-            text = f"{self.label}: {done:,} {self.unit}"
-        self.status(text)
-
-    def status(self, text: str) -> None:
-        if self.enabled:
-            self.stream.write("\r" + text + "\x1b[K")
-            self.stream.flush()
-            self._shown = True
-
-    def close(self) -> None:
-        if self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._shown = False
+ProgressFactory = Callable[[str, str], ProgressLine]
+"""``factory(label, unit)`` -> a fresh ``ProgressLine`` (``cli.progress.StderrProgress``)."""
 
 
 # -- several files of one import -------------------------------------------------------
@@ -189,149 +164,6 @@ def recount(sources: Sequence[Source]) -> dict[str, int]:
     }
 
 
-# -- ORFS: platforms and time units ----------------------------------------------------
-
-
-def filter_platforms(sources: Sequence[Source], platforms: Sequence[str]) -> dict[str, Any]:
-    """Keep, in place, only the cases (and their runs) of ``platforms``; say what was kept.
-
-    Raises ``ImportSourceError`` for a platform no record of the source names.
-    """
-    wanted = set(platforms)
-    seen_platforms: set[str] = set()
-    kept_cases: set[str] = set()
-    kept_runs: set[str] = set()
-    left_out_runs = 0
-    values = stepped = 0
-    for src in sources:
-        kept = []
-        for ev in src.events:
-            tag = ev["type"]
-            if tag == "case_created":
-                platform = (ev.get("params") or {}).get("platform")
-                seen_platforms.add(str(platform))
-                if platform in wanted:
-                    kept_cases.add(ev["case"])
-                    kept.append(ev)
-            elif tag == "run_started":
-                if ev["case"] in kept_cases:
-                    kept_runs.add(ev["run"])
-                    kept.append(ev)
-                else:
-                    left_out_runs += 1
-            elif "run" in ev:
-                if ev["run"] in kept_runs:
-                    kept.append(ev)
-                    if tag == "metrics_recorded":
-                        if ev.get("step") is None:
-                            values += len(ev["values"])
-                        else:
-                            stepped += len(ev["values"])
-            else:
-                kept.append(ev)
-        src.events[:] = kept
-    missing = sorted(wanted - seen_platforms)
-    if missing:
-        raise ImportSourceError(
-            f"no record of platform {', '.join(map(repr, missing))}; the source's platforms "
-            f"are: {', '.join(sorted(seen_platforms)) or 'none'}",
-            where=sources[0].name if len(sources) == 1 else None,
-        )
-    return {
-        "platforms": sorted(wanted),
-        "cases": len(kept_cases),
-        "runs": len(kept_runs),
-        "runs_left_out": left_out_runs,
-        "metric_values": values,
-        "stepped_values": stepped,
-    }
-
-
-def unit_suffix(unit: str) -> str:
-    """``"1ns"``/``"ns"`` -> ``"ns"``, ``"10ps"`` -> ``"10ps"``: the normalised names' suffix."""
-    from projections.checks import parse_time_unit
-
-    mult, _ = parse_time_unit(unit)
-    word = unit.strip().lstrip("0123456789.").strip()
-    return word if mult == 1 else f"{mult}{word}"
-
-
-def normalise_orfs_timing(sources: Sequence[Source], to: str) -> dict[str, Any]:
-    """Add, in place, ``<metric>__<unit>`` for every timing metric of every run, in ``to``.
-
-    The original values stay as recorded. Each run's unit is read from
-    ``run__flow__platform__time_units`` (older: ``...__timing_units``) or assumed from its
-    platform (asap7 and gf12 report ps, the others ns), and the run's config records
-    which, under ``time_unit``: ``{"unit", "assumed", "note", "normalised_to"}``. Which
-    metrics are timing is ``projections.checks.is_timing_metric``. Returns the summary
-    part. Raises ``ImportSourceError`` when a normalised name is already a metric.
-    """
-    from projections.checks import is_timing_metric, normalise_timing, time_unit_of
-
-    canonical = "1" + to.strip() if to.strip()[:1].isalpha() else to.strip()
-    suffix = "__" + unit_suffix(to)
-    params: dict[str, dict[str, Any]] = {}
-    attrs_of: dict[str, dict[str, Any]] = {}
-    timing: dict[str, bool] = {}
-    added = 0
-    read = assumed = 0
-    assumed_by_platform: Counter[str] = Counter()
-    for src in sources:
-        for ev in src.events:
-            tag = ev["type"]
-            if tag == "case_created":
-                params[ev["case"]] = ev.get("params") or {}
-            elif tag == "run_started":
-                config = ev.setdefault("config", {})
-                attrs = {**params.get(ev["case"], {}), **config}
-                tu = time_unit_of(attrs)
-                attrs_of[ev["run"]] = attrs
-                config["time_unit"] = {
-                    "unit": tu.unit,
-                    "assumed": tu.assumed,
-                    "note": tu.note,
-                    "normalised_to": canonical,
-                }
-                if tu.assumed:
-                    assumed += 1
-                    assumed_by_platform[str(attrs.get("platform", "?"))] += 1
-                else:
-                    read += 1
-            elif tag == "metrics_recorded":
-                values = ev["values"]
-                picked = {}
-                for k, v in values.items():
-                    t = timing.get(k)
-                    if t is None:
-                        t = timing[k] = is_timing_metric(k) and not k.endswith(suffix)
-                    if t:
-                        picked[k] = v
-                if not picked:
-                    continue
-                run = ev["run"]
-                converted, _ = normalise_timing(
-                    {run: picked}, {run: attrs_of.get(run, {})}, to=canonical
-                )
-                for k, v in converted[run].items():
-                    name = k + suffix
-                    if name in values:
-                        raise ImportSourceError(
-                            f"run {run!r} already has a metric {name!r}; --normalise-time would "
-                            "record the normalised value under that name",
-                            where=src.name,
-                        )
-                    values[name] = v
-                    added += 1
-    return {
-        "to": canonical,
-        "suffix": suffix,
-        "values_added": added,
-        "runs_unit_read": read,
-        "runs_unit_assumed": assumed,
-        "assumed_by_platform": dict(sorted(assumed_by_platform.items())),
-    }
-
-
 # -- the ledger side -------------------------------------------------------------------
 
 
@@ -399,7 +231,7 @@ def append_sources(
     sources: Sequence[Source],
     *,
     redact: bool = True,
-    progress: StderrProgress | None = None,
+    progress: ProgressLine | None = None,
 ) -> list[dict[str, Any]]:
     """Append each source as one atomic batch, in order; a result per source.
 
@@ -444,7 +276,35 @@ def _refusal(exc: LedgerError, src: Source, before: Sequence[Source]) -> str:
     return text
 
 
-# -- reporting -------------------------------------------------------------------------
+# -- one import --------------------------------------------------------------------------
+
+
+def import_sources(
+    ledger: Ledger | None,
+    sources: Sequence[Source],
+    summary: dict[str, Any],
+    *,
+    dry_run: bool,
+    redact: bool = True,
+    progress: ProgressFactory | None = None,
+) -> Outcome:
+    """Settle existing studies, then append each source (or, with ``dry_run``, plan).
+
+    ``ledger`` may be None only for a dry run (the ledger does not exist yet). Raises
+    what ``append_sources`` raises.
+    """
+    notes = settle_studies(ledger, sources)
+    if dry_run:
+        return Outcome(summary, True, notes, plan=would_append(sources))
+    if ledger is None:
+        raise LedgerError("an import that appends needs a ledger")
+    line = progress("append", "events") if progress is not None else None
+    try:
+        files = append_sources(ledger, sources, redact=redact, progress=line)
+    finally:
+        if line is not None:
+            line.close()
+    return Outcome(summary, False, notes, files)
 
 
 def would_append(sources: Iterable[Source]) -> dict[str, Any]:
@@ -476,34 +336,6 @@ _TYPE_ORDER = (
     "run_invalidated",
     "selection_recorded",
 )
-
-
-def _plain(value: Any, nested: bool = False) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, dict):
-        text = " ".join(f"{k}={_plain(v, True)}" for k, v in value.items()) or "-"
-        return f"({text})" if nested and value else text
-    if isinstance(value, list):
-        text = ", ".join(_plain(v, True) for v in value) or "-"
-        return f"[{text}]" if nested and value else text
-    return str(value)
-
-
-def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The importer's summary for people: ``key: value``, in the importer's order."""
-    width = max((len(k) for k in summary), default=0)
-    return [f"{k + ':':<{width + 1}} {_plain(v)}" for k, v in summary.items()]
-
-
-def parse_with(progress: StderrProgress, read: Callable[[Any], ImportResult]) -> ImportResult:
-    """Run one reader with the progress line, and clear the line whatever happens."""
-    try:
-        return read(progress)
-    finally:
-        progress.close()
 
 
 @dataclass

@@ -2,25 +2,42 @@
 
 A one-hidden-layer network is trained with numpy on a generated two-spirals data set.
 Stage 0 sweeps learning rate and width (one setting diverges: its runs fail); after each
-stage the runner ranks the cases on validation loss, records its survivor decision with
-``selection_recorded`` and derives the next stage's cases from the survivors by applying
-changes — the ML reading of ECOs: halve the learning rate, widen the layer, add weight
-decay, train longer. Every number comes from the computation; nothing is canned.
+stage the runner asks ``choose`` for the stage's survivors (the ``ledger demo`` command
+passes the projections' ranking on validation loss: ``cli.commands.demo.by_ranking``),
+records that decision with ``selection_recorded`` and derives the next stage's cases
+from the survivors by applying changes — the ML reading of ECOs: halve the learning
+rate, widen the layer, add weight decay, train longer. Every number comes from the
+computation; nothing is canned.
+
+This is a runner, like the ones in ``examples/``: it uses only ``ledger`` (the Recorder)
+and is handed the ranking, since ``ledger`` never imports ``projections``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ledger import Ledger, Recorder
+from .log import Ledger
+from .recorder import Recorder
 
-from .study import load_study
+__all__ = ["ECOS", "Choice", "Chooser", "run_demo", "spirals", "train_mlp"]
 
-__all__ = ["ECOS", "run_demo", "spirals", "train_mlp"]
+
+class Choice(NamedTuple):
+    """A stage's survivor decision: the cases kept, the policy that kept them (recorded
+    with ``selection_recorded``) and the best case's score."""
+
+    survivors: list[str]
+    policy: dict[str, Any]
+    best: float
+
+
+Chooser = Callable[[Ledger, str, int, int], Choice]
+"""``choose(ledger, study, stage, top)``: the ``top`` survivors of ``stage``."""
 
 ECOS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "halve_lr": ("optimizer", lambda p: {**p, "lr": p["lr"] / 2}),
@@ -56,7 +73,7 @@ def train_mlp(
     b1 = np.zeros(h)
     w2 = rng.normal(0, 1.0 / np.sqrt(h), h)
     b2 = 0.0
-    vel = [np.zeros_like(w1), np.zeros_like(b1), np.zeros_like(w2), 0.0]
+    vel: list[Any] = [np.zeros_like(w1), np.zeros_like(b1), np.zeros_like(w2), 0.0]
     lr, l2 = float(params["lr"]), float(params["l2"])
 
     def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,13 +117,15 @@ def train_mlp(
 def run_demo(
     path: str | os.PathLike[str],
     *,
+    choose: Chooser,
     study: str = "spirals-mlp",
     seed: int = 0,
     seeds_per_case: int = 2,
     survivors: int = 2,
     say: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
-    """Record the demo study into the ledger at ``path``; returns what it did."""
+    """Record the demo study into the ledger at ``path``, choosing each stage's
+    survivors with ``choose``; returns what it did."""
     x, y = spirals(800, seed)
     data = (x[:600], y[:600], x[600:], y[600:])
     base_grid = [
@@ -151,12 +170,12 @@ def run_demo(
                 run_case(case, params)
             rec.flush()
             with Ledger(path, create=False) as ledger:
-                ranking = load_study(ledger, study).rank(stage=stage, top=survivors)
-            keep = ranking.survivors()
-            rec.select(stage, keep, policy=ranking.policy.to_dict())
+                choice = choose(ledger, study, stage, survivors)
+            keep = choice.survivors
+            rec.select(stage, [*keep], policy=choice.policy)  # a list of str | CaseHandle
             say(
                 f"stage {stage}: {len(cases)} cases, survivors {', '.join(keep)} "
-                f"(best val_loss {ranking.rows[0].score:.4f})"
+                f"(best val_loss {choice.best:.4f})"
             )
             summary["stages"].append({"stage": stage, "cases": len(cases), "survivors": keep})
             if stage == 2:

@@ -4,10 +4,11 @@ import json
 
 from click.testing import CliRunner
 
+from cli.commands.demo import by_ranking
 from cli.main import cli
 from ledger import Ledger
+from ledger.demo import run_demo, spirals
 from ledger.summary import fold_studies
-from projections.demo import run_demo, spirals
 
 
 def test_spirals_is_seeded():
@@ -18,7 +19,7 @@ def test_spirals_is_seeded():
 
 def test_demo_records_a_three_stage_study(tmp_path):
     path = str(tmp_path / "d.ledger")
-    summary = run_demo(path, seeds_per_case=1)
+    summary = run_demo(path, seeds_per_case=1, choose=by_ranking)
     assert [s["stage"] for s in summary["stages"]] == [0, 1, 2]
     with Ledger(path, create=False) as ledger:
         assert ledger.verify().ok

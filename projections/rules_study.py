@@ -1,6 +1,6 @@
 """What ``ledger check`` evaluates: each counted run's final values and attributes.
 
-``projections.checks`` is a pure function of ``{run: {metric: value}}`` and each run's
+``projections.rules_eval`` is a pure function of ``{run: {metric: value}}`` and each run's
 attributes; this module folds one study (``load_study``) into those inputs and keeps the
 run -> case mapping and the runs it did not check, so the report can say why.
 
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .base import ProjectionError
-from .checks import CheckReport, Rule, check_runs
+from .rules_eval import CheckReport, Rule, check_runs
 from .study import StudyView
 
 __all__ = ["StudyCheck", "check_inputs", "check_study"]

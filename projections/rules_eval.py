@@ -1,8 +1,9 @@
-"""Pass/fail rules over each run's final metrics (OpenROAD ``rules*.json``), and time units.
+"""Rules evaluation: pass/fail rules over each run's final metrics (OpenROAD ``rules*.json``).
 
-A pure function of its inputs: the caller (``ledger check``) folds the study into
-``{run_id: {metric: value}}`` (the final values in force) plus each run's attributes
-(its ``config`` merged with its case's params), and gets back a report.
+A pure function of its inputs: the caller (``ledger check``, through
+``projections.rules_study``) folds the study into ``{run_id: {metric: value}}`` (the
+final values in force) plus each run's attributes (its ``config`` merged with its
+case's params), and gets back a report.
 
 Rules come in the two forms OpenROAD-flow-scripts has used, both read here:
 
@@ -14,20 +15,11 @@ Per run and rule the outcome is ``pass``, ``fail``, ``warn`` (a failed rule of l
 the compare string is not an operator, or the rule's value is not comparable with the
 run's). A run fails when any rule of level error fails; NaN fails every comparison.
 
-Timing: asap7 and gf12 report time in ps, the other platforms in ns, as the runs'
-``run__flow__platform__time_units`` (older: ``...__timing_units``) says when present.
-``normalise_timing`` converts the timing metrics of each run to one unit and says, per
-run, which unit was read and whether it was assumed from the platform. ``check_runs``
-compares in the rules' unit when ``rules_time_unit`` is given (rules are written per
-platform, so by default values are compared as recorded).
-
-A metric is *timing* when its ``__``-separated name has a ``timing`` or ``clock``
-component and a ``_``-separated word among ws, wns, tns, slack, latency, skew, period,
-delay, slew, and no ``drv`` component (design-rule counts and ratios) and no word among
-count, percent, per, area, util, violation(s), cap, fanout (counts and ratios that sit
-under the same prefixes). E.g. ``finish__timing__setup__ws``, ``cts__clock__skew__hold``,
-``globalroute__timing__clock__period`` are timing; ``finish__timing__drv__max_slew`` (a
-count), ``finish__timing__wns_percent_delay`` (a ratio) are not.
+Timing: rules are written per platform, so by default values are compared as
+recorded; with ``rules_time_unit`` ``check_runs`` first converts each run's timing
+metrics into the rules' unit (``ledger.importers.orfs_time``: which metrics are timing,
+the unit each run reports in, read or assumed from its platform) and reports per run
+which unit was used.
 """
 
 from __future__ import annotations
@@ -35,13 +27,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.importers.common import is_number
+from ledger.importers.orfs_time import TimeUnit, normalise_timing
 
 from .comparisons import COMPARISONS
 
@@ -51,29 +43,13 @@ __all__ = [
     "RuleResult",
     "RulesError",
     "RunCheck",
-    "TimeUnit",
     "check_runs",
     "evaluate",
-    "is_timing_metric",
     "load_rules",
-    "normalise_timing",
     "parse_rules",
-    "parse_time_unit",
-    "time_unit_of",
 ]
 
 OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
-TIME_UNIT_KEYS = ("run__flow__platform__time_units", "run__flow__platform__timing_units")
-PLATFORM_KEYS = ("run__flow__platform", "platform")
-PLATFORM_TIME_UNIT = {"asap7": "ps", "gf12": "ps"}
-DEFAULT_TIME_UNIT = "ns"
-
-_TIME_WORDS = frozenset({"ws", "wns", "tns", "slack", "latency", "skew", "period", "delay", "slew"})
-_NOT_TIME_WORDS = frozenset(
-    {"count", "percent", "per", "area", "util", "violation", "violations", "cap", "fanout"}
-)
-_EXPONENT = {"fs": -15, "ps": -12, "ns": -9, "us": -6, "µs": -6, "ms": -3, "s": 0}
-_UNIT = re.compile(r"\s*(\d+(?:\.\d+)?)?\s*(fs|ps|ns|us|µs|ms|s)\s*", re.ASCII)
 
 
 class RulesError(LedgerError):
@@ -127,100 +103,6 @@ def load_rules(path: str | os.PathLike[str]) -> list[Rule]:
     except ValueError as exc:
         raise RulesError(f"{os.fspath(path)}: invalid JSON: {exc}") from None
     return parse_rules(obj, source=os.fspath(path))
-
-
-# -- units -------------------------------------------------------------------------
-
-
-def is_timing_metric(name: str) -> bool:
-    parts = name.split("__")
-    if "drv" in parts or not ({"timing", "clock"} & set(parts)):
-        return False
-    words = {w for p in parts for w in p.split("_")}
-    return bool(words & _TIME_WORDS) and not (words & _NOT_TIME_WORDS)
-
-
-def parse_time_unit(text: str) -> tuple[int, int]:
-    """``"1ps"`` -> (1, -12): a multiplier and a power of ten of seconds, or ValueError."""
-    m = _UNIT.fullmatch(text)
-    if m is None:
-        raise ValueError(f"{text!r} is not a time unit such as '1ps' or '1ns'")
-    mult = float(m.group(1)) if m.group(1) else 1.0
-    if mult != int(mult) or mult <= 0:
-        raise ValueError(f"{text!r}: only whole positive multipliers are supported")
-    return int(mult), _EXPONENT[m.group(2)]
-
-
-@dataclass(frozen=True)
-class TimeUnit:
-    unit: str
-    assumed: bool
-    note: str
-
-
-def time_unit_of(attrs: Mapping[str, Any]) -> TimeUnit:
-    """The time unit a run reports in, read from its attributes or assumed from its platform."""
-    for key in TIME_UNIT_KEYS:
-        value = attrs.get(key)
-        if isinstance(value, str) and value.strip():
-            try:
-                parse_time_unit(value)
-            except ValueError:
-                continue
-            return TimeUnit(value.strip(), False, f"read from {key}")
-    platform = next((attrs[k] for k in PLATFORM_KEYS if isinstance(attrs.get(k), str)), None)
-    unit = PLATFORM_TIME_UNIT.get(platform or "", DEFAULT_TIME_UNIT)
-    why = (
-        f"platform {platform} reports {unit}"
-        if platform in PLATFORM_TIME_UNIT
-        else f"platform {platform} is not asap7 or gf12, so ns"
-        if platform
-        else "no platform known, so ns"
-    )
-    return TimeUnit(f"1{unit}", True, f"assumed 1{unit}: {TIME_UNIT_KEYS[0]} missing; {why}")
-
-
-def _converter(src: str, dst: str) -> Any:
-    m1, e1 = parse_time_unit(src)
-    m2, e2 = parse_time_unit(dst)
-    d = e1 - e2
-    if m1 == m2:
-        if d == 0:
-            return lambda v: v
-        # shift the decimal point of the shortest repr: 85.2952 ps is 0.0852952 ns, not
-        # 0.08529519999999999 as v / 1000 would give
-        return lambda v: float(Decimal(repr(float(v))).scaleb(d)) if math.isfinite(v) else v
-    factor = Decimal(m1).scaleb(e1) / Decimal(m2).scaleb(e2)
-    return lambda v: float(Decimal(repr(float(v))) * factor) if math.isfinite(v) else v
-
-
-def normalise_timing(
-    final: Mapping[str, Mapping[str, Any]],
-    attrs: Mapping[str, Mapping[str, Any]] | None = None,
-    *,
-    to: str = "1ns",
-) -> tuple[dict[str, dict[str, Any]], dict[str, TimeUnit]]:
-    """Every run's timing metrics in ``to`` (other metrics unchanged), and per run the unit read.
-
-    The second result says for each run which unit its values were taken to be in and
-    whether that was assumed (``TimeUnit.assumed``, ``TimeUnit.note``).
-    """
-    parse_time_unit(to)
-    attrs = attrs or {}
-    out: dict[str, dict[str, Any]] = {}
-    units: dict[str, TimeUnit] = {}
-    for run in sorted(final):
-        tu = time_unit_of(attrs.get(run, {}))
-        units[run] = tu
-        conv = _converter(tu.unit, to)
-        out[run] = {
-            k: conv(v) if is_timing_metric(k) and _num(v) else v for k, v in final[run].items()
-        }
-    return out, units
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 # -- evaluation --------------------------------------------------------------------
@@ -330,7 +212,7 @@ def evaluate(rule: Rule, values: Mapping[str, Any], attrs: Mapping[str, Any]) ->
         actual = attrs[rule.field]
     else:
         return res("not_evaluable", reason="the run has no such metric")
-    if _num(actual) and _num(rule.value):
+    if is_number(actual) and is_number(rule.value):
         ok = _compare(actual, rule.compare, rule.value)
     elif isinstance(actual, str) and isinstance(rule.value, str) and rule.compare in ("==", "!="):
         ok = _compare(actual, rule.compare, rule.value)
