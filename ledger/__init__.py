@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for type checkers and read
     from .recorder import CaseHandle as CaseHandle
     from .recorder import Recorder as Recorder
     from .recorder import RunHandle as RunHandle
+    from .recorder import RunPruned as RunPruned
     from .replication import sync as sync
 
 # name -> the submodule that defines it, imported on first access (PEP 562): a process
@@ -79,6 +80,7 @@ _LAZY = {
     "CaseHandle": "recorder",
     "Recorder": "recorder",
     "RunHandle": "recorder",
+    "RunPruned": "recorder",
     "sync": "replication",
 }
 
@@ -127,6 +129,7 @@ __all__ = [
     "RuleViolation",
     "RunClosed",
     "RunHandle",
+    "RunPruned",
     "StorageError",
     "StoreUnavailable",
     "VerifyReport",

@@ -48,8 +48,84 @@ _STRICT_BY_TYPE: dict[str, type] = {}
 
 
 def encode_canonical(obj: Any) -> bytes:
-    """Deterministic msgpack: the bytes that ids and hashes are computed over."""
-    return _canonical.encode(obj)
+    """Deterministic msgpack: the bytes that ids and hashes are computed over.
+
+    Raises ``LedgerDecodeError`` naming the field of a value msgpack cannot hold (an int
+    beyond 64 bits, an object of no known type) instead of msgspec's bare
+    ``OverflowError``/``TypeError``.
+    """
+    try:
+        return _canonical.encode(obj)
+    except (OverflowError, TypeError) as exc:
+        raise _unencodable(obj, exc) from None
+
+
+def _unencodable(obj: Any, exc: Exception) -> LedgerDecodeError:
+    tag = getattr(obj, "TYPE", None) or None
+    found = _first_unencodable(obj)
+    if found is None:
+        return LedgerDecodeError(f"cannot encode event: {exc}", event_type=tag)
+    path, value = found
+    if type(value) is int:
+        detail = f"`{path}` {_short_int(value)} is beyond 64 bits (ints are stored as 64-bit ints)"
+    else:
+        detail = (
+            f"`{path}` is a {type(value).__module__}.{type(value).__name__}, which cannot "
+            "be stored; use strings, numbers, booleans, null, lists and objects"
+        )
+    return LedgerDecodeError(detail, event_type=tag, field=path)
+
+
+def _first_unencodable(obj: Any) -> tuple[str, Any] | None:
+    """(path, value) of the first value msgpack refuses, depth first."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, node = stack.pop()
+        kind = type(node)
+        if kind is int:
+            if not -(2**63) <= node <= 2**64 - 1:
+                return path, node
+        elif isinstance(node, msgspec.Struct):
+            names = [f for f in node.__struct_fields__ if getattr(node, f) is not None]
+            stack.extend((_join(path, f), getattr(node, f)) for f in reversed(names))
+        elif isinstance(node, dict):
+            stack.extend((_join(path, str(k)), v) for k, v in reversed(node.items()))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node))))
+        elif not isinstance(node, (str, float, bool, bytes, type(None), int)):
+            return path, node
+    return None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+_NUMPY_SCALAR: dict[type, bool] = {}
+
+
+def is_numpy_scalar(kind: type) -> bool:
+    """Whether ``kind`` is a numpy scalar type (``numpy.generic``), without numpy."""
+    try:
+        return _NUMPY_SCALAR[kind]
+    except KeyError:
+        found = any(c.__name__ == "generic" and c.__module__ == "numpy" for c in kind.__mro__)
+        _NUMPY_SCALAR[kind] = found
+        return found
+
+
+def numpy_scalars_as_python(obj: Any) -> Any:
+    """``obj`` with every numpy scalar inside dicts and lists as its Python value
+    (``item()``); the very same object when there is none."""
+    if is_numpy_scalar(type(obj)):
+        return obj.item()
+    if isinstance(obj, dict):
+        out = {k: numpy_scalars_as_python(v) for k, v in obj.items()}
+        return obj if all(out[k] is v for k, v in obj.items()) else out
+    if isinstance(obj, list):
+        items = [numpy_scalars_as_python(v) for v in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else items
+    return obj
 
 
 # -- timestamps ---------------------------------------------------------------------
@@ -248,34 +324,16 @@ def _input_list() -> Any:
 
 
 def event_from_obj(obj: Any) -> Event:
-    """A wire-form dict (already parsed) as a strict event. Raises ``LedgerDecodeError``."""
+    """A wire-form dict (already parsed) as a strict event. Raises ``LedgerDecodeError``.
+
+    numpy scalars (from a Python caller) are accepted wherever a number is, as their
+    Python values."""
     if type(obj) is dict and obj.get("type") == "metrics_recorded":
-        # The bulk of every import and sweep: convert first, and only walk the values
-        # when their sum says a NaN is there (inf - inf is NaN too, and looks closer).
-        # Anything msgspec refuses — "NaN" strings included — takes the path below.
         if "seq" not in obj and "hash" not in obj:
-            try:
-                ev = msgspec.convert(obj, _metrics_class(), strict=True)
-            except (msgspec.ValidationError, RecursionError):
-                pass
-            else:
-                values = ev.values
-                try:
-                    total = sum(values.values())
-                except OverflowError:
-                    total = math.nan
-                if total != total and canonical_values(values) is not values:
-                    ev = msgspec.structs.replace(ev, values=canonical_values(values))
+            ev = _metrics_fast(obj)
+            if ev is not None:
                 return ev
-    if not isinstance(obj, dict):
-        raise LedgerDecodeError(f"an event must be a JSON object, got {type(obj).__name__}")
-    tag = obj.get("type")
-    if tag is None:
-        raise LedgerDecodeError("missing field `type`", field="type")
-    cls = _strict_type(tag) if isinstance(tag, str) else None
-    if cls is None:
-        known = ", ".join(sorted(EVENT_TYPES))
-        raise LedgerDecodeError(f"unknown event type {tag!r} (known: {known})", field="type")
+    cls, tag = _input_class(obj)
     if "seq" in obj or "hash" in obj:
         obj = {k: v for k, v in obj.items() if k not in ("seq", "hash")}
     if tag == "metrics_recorded":
@@ -288,11 +346,75 @@ def event_from_obj(obj: Any) -> Event:
     try:
         return msgspec.convert(obj, cls, strict=True)
     except msgspec.ValidationError as exc:
-        raise LedgerDecodeError(_msg(exc), event_type=tag, field=_path(exc)) from None
+        plain = numpy_scalars_as_python(obj)  # a Python caller's numpy numbers
+        if plain is not obj:
+            return event_from_obj(plain)
+        raise _convert_error(exc, obj, tag) from None
     except RecursionError:
         raise LedgerDecodeError(
             f"nested deeper than {MAX_NESTING} levels", event_type=tag
         ) from None
+
+
+def _metrics_fast(obj: dict[str, Any]) -> Event | None:
+    """The bulk of every import and sweep: convert first, and only walk the values when
+    their sum says a NaN is there (inf - inf is NaN too, and looks closer). None when
+    msgspec refuses ("NaN" strings included): the careful path takes it."""
+    try:
+        ev = msgspec.convert(obj, _metrics_class(), strict=True)
+    except (msgspec.ValidationError, RecursionError):
+        return None
+    values = ev.values
+    try:
+        total = sum(values.values())
+    except OverflowError:
+        total = math.nan
+    if total != total and canonical_values(values) is not values:
+        ev = msgspec.structs.replace(ev, values=canonical_values(values))
+    return ev
+
+
+def _input_class(obj: Any) -> tuple[type, str]:
+    if not isinstance(obj, dict):
+        raise LedgerDecodeError(f"an event must be a JSON object, got {type(obj).__name__}")
+    tag = obj.get("type")
+    if tag is None:
+        raise LedgerDecodeError("missing field `type`", field="type")
+    cls = _strict_type(tag) if isinstance(tag, str) else None
+    if cls is None:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise LedgerDecodeError(f"unknown event type {tag!r} (known: {known})", field="type")
+    return cls, tag
+
+
+_I64_NOTE = " (2**63 - 1: steps, stages and counts are signed 64-bit ints)"
+
+
+def _convert_error(exc: Exception, obj: dict[str, Any], tag: str) -> LedgerDecodeError:
+    """The ``LedgerDecodeError`` for a refused wire dict; a bad metric value is named."""
+    field, text = _path(exc), _msg(exc)
+    values = obj.get("values")
+    if field == "values[...]" and isinstance(values, dict):
+        for name, value in values.items():
+            if type(value) is int and not -(2**63) <= value <= 2**63 - 1:
+                return LedgerDecodeError(
+                    f"metric {name!r}: {_short_int(value)} does not fit a signed 64-bit int "
+                    "(give a float for a larger number)",
+                    event_type=tag,
+                    field=f"values.{name}",
+                )
+            if type(value) not in (int, float):
+                return LedgerDecodeError(
+                    f"metric {name!r}: {text}", event_type=tag, field=f"values.{name}"
+                )
+    if "<= 9223372036854775807" in text:
+        text += _I64_NOTE
+    return LedgerDecodeError(text, event_type=tag, field=field)
+
+
+def _short_int(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} digits)"
 
 
 def _path(exc: Exception) -> str | None:

@@ -22,6 +22,9 @@ from msgspec import Meta, Struct
 
 __all__ = [
     "EVENT_TYPES",
+    "I64_MAX",
+    "I64_MIN",
+    "U64_MAX",
     "STATUSES",
     "ArtifactRecorded",
     "CaseCreated",
@@ -38,9 +41,19 @@ __all__ = [
     "StudyCreated",
 ]
 
+I64_MIN = -(2**63)
+I64_MAX = 2**63 - 1
+U64_MAX = 2**64 - 1
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
 NonNegative = Annotated[int, Meta(ge=0)]
 Number = Union[int, float]
+# Input only (the Strict* classes): what projections hold exactly. A step, stage or
+# index is a signed 64-bit int >= 0 (a step past 2**63 - 1 was once accepted and then
+# clamped); an int metric value a signed 64-bit int. Stored events keep the looser
+# types above, so an old ledger that holds a larger value still reads.
+Index64 = Annotated[int, Meta(ge=0, le=I64_MAX)]
+Int64 = Annotated[int, Meta(ge=I64_MIN, le=I64_MAX)]
+Number64 = Union[Int64, float]
 Timestamp = Union[str, float, None]
 Status = Literal["completed", "failed", "pruned", "timeout", "cancelled", "interrupted"]
 STATUSES: tuple[str, ...] = (
@@ -172,11 +185,33 @@ EVENT_TYPES: dict[str, type] = {
 }
 
 
+_STRICT_FIELDS: dict[str, list[Any]] = {
+    "case_created": [("stage", Index64, 0)],
+    "eco_applied": [("stage", Union[Index64, None], None)],
+    "run_started": [
+        ("attempt", Union[Index64, None], None),
+        ("pid", Union[Int64, None], None),
+    ],
+    "metrics_recorded": [
+        ("values", dict[str, Number64]),
+        ("step", Union[Index64, None], None),
+    ],
+    "artifact_recorded": [("bytes", Union[Index64, None], None)],
+    "selection_recorded": [
+        ("stage", Index64),
+        ("as_of", Union[Index64, None], None),
+    ],
+}
+"""Fields whose input type is narrower than the stored one. A redefined field keeps
+its place, so a strict struct encodes to the same bytes as the plain one."""
+
+
 def _strict(cls: type) -> type:
-    """A subclass of ``cls`` that refuses unknown fields, for decoding input."""
+    """A subclass of ``cls`` that refuses unknown fields (and the out-of-range ints of
+    ``_STRICT_FIELDS``), for decoding input."""
     return msgspec.defstruct(
         "Strict" + cls.__name__,
-        [],
+        _STRICT_FIELDS.get(cls.TYPE, []),
         bases=(cls,),
         tag=cls.TYPE,
         kw_only=True,

@@ -20,9 +20,22 @@ import msgspec
 from .errors import LedgerError
 from .summary import StudyState
 
-__all__ = ["Plan", "build_plan", "close_interrupted_runs", "lease_key", "pid_alive"]
+__all__ = [
+    "Plan",
+    "attempt_key",
+    "build_plan",
+    "close_interrupted_runs",
+    "lease_key",
+    "pid_alive",
+]
 
 _lease_decode = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+def attempt_key(case: str, seed: int | None = None) -> str:
+    """What the attempts of a run are counted per: the case, and the seed when there is
+    one. The Recorder's run ids are ``f"{attempt_key(case, seed)}#{attempt}"``."""
+    return case if seed is None else f"{case}~s{seed}"
 
 
 def lease_key(study: str, run: str) -> bytes:
@@ -48,14 +61,23 @@ class Plan(msgspec.Struct, kw_only=True, dict=True):
     pending: list[str]
     done_cases: list[str]
     to_close: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    done_keys: list[str] = msgspec.field(default_factory=list)  # attempt keys completed
 
-    def done(self, case: Any) -> bool:
-        """True once the case has a completed run: a runner can skip it."""
+    def done(self, case: Any, seed: int | None = None) -> bool:
+        """True once the case has a completed run (with ``seed``, a completed run of that
+        seed): a runner can skip it. ``case`` is a case id or a ``CaseHandle``."""
         name = getattr(case, "id", case)
+        if seed is not None:
+            if hasattr(seed, "item") and not isinstance(seed, int):
+                seed = seed.item()  # a numpy integer
+            name, slot = attempt_key(name, seed), "_done_keys"
+            source = self.done_keys
+        else:
+            slot, source = "_done", self.done_cases
         try:
-            done = self.__dict__["_done"]
+            done = self.__dict__[slot]
         except KeyError:  # built once: a runner asks for every case of its loop
-            done = self.__dict__["_done"] = frozenset(self.done_cases)
+            done = self.__dict__[slot] = frozenset(source)
         return name in done
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,9 +105,10 @@ def build_plan(ledger: Any, study: str, state: StudyState, *, now: float | None 
             lease_raw = ledger.aux_get("leases", lease_key(study, run_id))
             lease = _lease_decode.decode(lease_raw) if lease_raw else None
             fresh = lease is not None and lease.get("expires", 0) > now
-            same_host = run.host == host and run.pid is not None
+            pid = run.pid
+            same_host = run.host == host and pid is not None
             # On this host the pid is proof either way; elsewhere only the lease can tell.
-            if (same_host and pid_alive(run.pid)) or (not same_host and fresh):
+            if (pid is not None and same_host and pid_alive(pid)) or (not same_host and fresh):
                 running.append(run_id)
                 continue
             interrupted.append(run_id)
@@ -103,6 +126,7 @@ def build_plan(ledger: Any, study: str, state: StudyState, *, now: float | None 
         else:
             failed.append(run_id)
     done = sorted({state.runs[r].case for r in completed})
+    done_keys = sorted({attempt_key(state.runs[r].case, state.runs[r].seed) for r in completed})
     busy = {state.runs[r].case for r in running}
     pending = sorted(c for c in state.cases if c not in done and c not in busy)
     return Plan(
@@ -114,6 +138,7 @@ def build_plan(ledger: Any, study: str, state: StudyState, *, now: float | None 
         pending=pending,
         done_cases=done,
         to_close=to_close,
+        done_keys=done_keys,
     )
 
 

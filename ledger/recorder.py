@@ -1,26 +1,32 @@
 """The runner side (DESIGN §6): buffered recording of studies, cases, runs and metrics.
 
-A runner pays microseconds per metric: events go to an in-memory buffer that is
-committed as one batch when it reaches ``batch_size``, every ``interval`` seconds (a
-background thread), when a run finishes, on exit, and on SIGTERM/SIGINT. ``kill -9``
-therefore loses at most what was buffered since the last commit; ``durable=True``
-commits every event. A run's final values are held back and committed in the same batch
-as its ``run_finished``, so a killed run never leaves final results that look complete.
-A run's lease (for resume) is written and deleted in those same commits.
+A runner pays microseconds per metric: events go to an in-memory buffer (``Outbox``)
+that is committed as one batch when it reaches ``batch_size``, every ``interval``
+seconds (a background thread), when a run finishes, on exit, and on SIGTERM/SIGINT.
+``kill -9`` therefore loses at most what was buffered since the last commit;
+``durable=True`` commits every event. A run's final values are held back and committed
+in the same batch as its ``run_finished``, so a killed run never leaves final results
+that look complete. A run's lease (for resume) is written and deleted in those same
+commits.
+
+Each event is stamped and checked at the call that makes it (``ledger.inputs``): a
+value the ledger would refuse is refused there, never at a later commit, and carries
+the time of the call through buffering, retries and resume.
 
 Each commit waits for the disk (two fsyncs, several milliseconds on a shared VM), so
 the default ``batch_size`` is one full block (4,096 events): at a fast runner's rate the
 commits stay a small part of its time, and ``interval`` still bounds what a crash can
 lose to about a second.
 
-Run ids are deterministic (``case#attempt``, or ``case~sSEED#attempt`` with a seed), so
-a restarted runner that re-emits what was already recorded appends nothing new.
+Run ids are deterministic: ``case#attempt``, or ``case~sSEED#attempt`` with a seed
+(``attempt_key``), the attempt one past the highest in the log and in this process.
+Two runners that start the same attempt at once (two processes, or hosts sharing a
+PostgreSQL ledger) are told apart at the commit: the second one's run moves to the next
+free attempt, and nothing else of its batch is refused.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import signal
 import socket
@@ -28,269 +34,51 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
-from .codec import encode_canonical, format_ts, parse_ts
-from .errors import LedgerDecodeError, LedgerError, RuleViolation, RunClosed
+from .codec import encode_canonical, event_from_obj, parse_ts
+from .errors import EventError, LedgerDecodeError, LedgerError, RuleViolation, RunClosed
 from .events import (
-    ArtifactRecorded,
+    I64_MIN,
+    U64_MAX,
     CaseCreated,
     EcoApplied,
-    MetricsRecorded,
     Objective,
-    RunFinished,
     RunStarted,
     SelectionRecorded,
     StudyCreated,
-    strict_class,
 )
+from .handles import CaseHandle, RunHandle, RunPruned, run_id_for
+from .inputs import Stamp, checked, integer, stamp
 from .log import Ledger
-from .plan import Plan, build_plan, close_interrupted_runs, lease_key
+from .outbox import Aux, Outbox, index_of, say
+from .plan import Plan, attempt_key, build_plan, close_interrupted_runs, lease_key
 from .summary import StudyState, study_states
 
-__all__ = ["CaseHandle", "Recorder", "RunHandle"]
+__all__ = ["CaseHandle", "Recorder", "RunHandle", "RunPruned", "attempt_key", "run_id_for"]
 
 _lease_pack = msgspec.msgpack.Encoder().encode
-_StrictMetrics = strict_class("metrics_recorded")
 
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
-_now = time.time  # the clock events are stamped with (a module attribute: tests replace it)
-
-Stamp = Union[str, float, datetime, None]
-"""What a runner may pass as ``ts=``: RFC 3339 with an offset, Unix seconds, or an
-aware ``datetime``; None stamps the event with the time of the call."""
-
-
-def stamp(ts: Stamp = None) -> str | float:
-    """The ``ts`` an event gets at the runner's call: now, or the caller's own time,
-    checked here so that a bad time is refused at the call, never at a later commit.
-
-    Raises ``LedgerDecodeError`` naming ``ts``.
-    """
-    if ts is None:
-        return _now()
-    if isinstance(ts, datetime):
-        if ts.utcoffset() is None:
-            raise LedgerDecodeError(
-                "`ts`: a datetime without a time zone is ambiguous; give it one "
-                "(e.g. datetime.now(timezone.utc))",
-                field="ts",
-            )
-        return format_ts((ts - _EPOCH) // _MICROSECOND)
-    if isinstance(ts, str):
-        parse_ts(ts)
-        return ts
-    if isinstance(ts, numbers.Real) and not isinstance(ts, bool):
-        seconds = float(ts)  # numpy scalars too
-        parse_ts(seconds)  # refuses NaN and infinities
-        return seconds
-    if isinstance(ts, bool):
-        parse_ts(ts)  # "must be a timestamp, got a boolean"
-    raise LedgerDecodeError(
-        f"`ts` must be an RFC 3339 string, Unix seconds or an aware datetime, got "
-        f"{type(ts).__name__}",
-        field="ts",
-    )
-
-
-_PLAIN = frozenset((int, float))
-_STR = frozenset((str,))
-
-
-def _clean_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Metric values as plain ints and floats, refused at the call site when they are not
-    numbers, so a bad value never enters the buffer (and never blocks later commits)."""
-    out = dict(values)
-    vals = out.values()
-    if _PLAIN.issuperset(map(type, vals)) and _STR.issuperset(map(type, out)):
-        # The usual call: str names, int and float values. One sum says whether a NaN
-        # is among them (inf - inf is NaN too: the loop below then looks closer).
-        try:
-            total = sum(vals)
-        except OverflowError:
-            total = math.nan
-        if total == total:
-            return out
-    for name, value in out.items():
-        if type(name) is not str:
-            raise LedgerDecodeError(
-                f"metric name {name!r} is not a string",
-                event_type="metrics_recorded",
-                field="values",
-            )
-        kind = type(value)
-        if kind is int:
-            continue
-        if kind is float:
-            if value != value:
-                out[name] = math.nan  # one canonical NaN (see codec.canonical_values)
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise LedgerDecodeError(
-                f"metric {name!r}: {value!r} is not a number (metric values are ints or floats)",
-                event_type="metrics_recorded",
-                field=f"values.{name}",
-            )
-        value = int(value) if isinstance(value, numbers.Integral) else float(value)
-        out[name] = math.nan if value != value else value
-    return out
-
-
-def run_id_for(case: str, attempt: int, seed: int | None = None) -> str:
-    key = case if seed is None else f"{case}~s{seed}"
-    return f"{key}#{attempt}"
-
-
-class CaseHandle:
-    """A declared case; ``run()`` starts a run of it."""
-
-    def __init__(self, recorder: Recorder, case: str, stage: int, params: dict[str, Any]) -> None:
-        self.recorder = recorder
-        self.id = case
-        self.stage = stage
-        self.params = params
-
-    def run(
-        self,
-        *,
-        seed: int | None = None,
-        config: Mapping[str, Any] | None = None,
-        provenance: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        ts: Stamp = None,
-    ) -> RunHandle:
-        """Start a run of this case (``ts``: when it started; default now)."""
-        return self.recorder.start_run(
-            self, seed=seed, config=config, provenance=provenance, run_id=run_id, ts=ts
-        )
-
-    def __repr__(self) -> str:
-        return f"CaseHandle({self.id!r}, stage={self.stage})"
-
-
-class RunHandle:
-    """An open run. As a context manager it finishes ``completed`` on a clean exit and
-    ``failed`` (with the exception text) when the body raises."""
-
-    def __init__(self, recorder: Recorder, case: CaseHandle, run: str, seed: int | None) -> None:
-        self.recorder = recorder
-        self.case = case
-        self.id = run
-        self.seed = seed
-        self.finished = False
-        self.finals: dict[str, float] = {}
-        self._finals_ts: str | float | None = None
-        self._t0 = time.perf_counter()
-        self._cpu0 = time.process_time()
-
-    def log(
-        self, values: Mapping[str, float], step: int | None = None, *, ts: Stamp = None
-    ) -> None:
-        """Record metric values; without ``step`` they are final results, committed
-        together with the run's finish (stamped with the time of the last call that
-        gave one). ``ts``: when the values were measured; default now."""
-        if self.finished:
-            raise LedgerError(f"run {self.id!r} is finished; start a new run to record more")
-        when = stamp(ts)
-        values = _clean_values(values)
-        if step is None:
-            self.finals.update(values)
-            self._finals_ts = when
-            return
-        if type(step) is not int or step < 0:
-            raise LedgerDecodeError(
-                f"step {step!r} is not an int >= 0",
-                event_type="metrics_recorded",
-                field="step",
-            )
-        # Values, step and names are checked: the strict class skips re-validation.
-        self.recorder._emit(
-            _StrictMetrics(
-                study=self.recorder.study, run=self.id, values=values, step=step, ts=when
-            )
-        )
-
-    def artifact(self, name: str, uri: str, *, ts: Stamp = None, **extra: Any) -> None:
-        """Record a file the run produced, by reference (``sha256``, ``bytes``,
-        ``media_type`` in ``extra``)."""
-        when = stamp(ts)
-        self.recorder._emit(
-            ArtifactRecorded(
-                study=self.recorder.study, run=self.id, name=name, uri=uri, ts=when, **extra
-            )
-        )
-
-    def finish(
-        self,
-        status: str = "completed",
-        *,
-        error: str | None = None,
-        resources: Mapping[str, Any] | None = None,
-        ts: Stamp = None,
-    ) -> None:
-        """Finish the run (``ts``: when it ended; default now); a second call is a no-op."""
-        if self.finished:
-            return
-        when = stamp(ts)
-        self.finished = True
-        res = {
-            "wall_s": round(time.perf_counter() - self._t0, 6),
-            "cpu_s": round(time.process_time() - self._cpu0, 6),
-        }
-        if resources:
-            res.update(resources)
-        events: list[Any] = []
-        if self.finals:
-            events.append(
-                MetricsRecorded(
-                    study=self.recorder.study,
-                    run=self.id,
-                    values=dict(self.finals),
-                    ts=self._finals_ts,
-                )
-            )
-        events.append(
-            RunFinished(
-                study=self.recorder.study,
-                run=self.id,
-                status=status,
-                error=error,
-                resources=res,
-                ts=when,
-            )
-        )
-        self.recorder._finish_run(self, events)
-
-    def __enter__(self) -> RunHandle:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if self.finished:
-            return
-        if exc is None:
-            self.finish("completed")
-        elif isinstance(exc, KeyboardInterrupt):
-            self.finish("cancelled", error="KeyboardInterrupt")
-        else:
-            import traceback  # only a failing run needs it (start-up cost otherwise)
-
-            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            self.finish("failed", error=text[:4000])
-
-    def __repr__(self) -> str:
-        return f"RunHandle({self.id!r})"
+# Attempts handed out in this process, per (ledger id, study): two Recorders of one
+# process on one study never allocate the same run id (their run_started events would
+# be identical — same host and pid — so the ledger could not tell them apart).
+_ALLOCATED: dict[tuple[str, str], dict[str, int]] = {}
+_ALLOCATED_LOCK = threading.Lock()
 
 
 class Recorder:
     """Record a study from a runner process. Use as a context manager.
 
-    Raises ``RuleViolation`` at construction when the study already exists with another
-    config, and from any call whose commit the ledger refuses.
+    Every call checks what it is given and raises ``EventError`` (naming the field)
+    there. Raises ``RuleViolation`` at construction when the study already exists with
+    another config; a commit that the ledger refuses for one event commits the others
+    and raises that event's error (``refused`` lists them). While the server of a shared
+    ledger is away the Recorder buffers and retries (``Outbox``): ``max_buffered`` events
+    at most, then a call blocks up to ``block_timeout`` seconds; on close it retries for
+    ``close_timeout`` seconds, then writes what it could not commit to a file in
+    ``spill_dir`` and raises ``StoreUnavailable``.
     """
 
     def __init__(
@@ -309,8 +97,26 @@ class Recorder:
         handle_signals: bool = True,
         lease_seconds: float = 60.0,
         ts: Stamp = None,
+        max_buffered: int = 100_000,
+        retry_max: float = 30.0,
+        block_timeout: float = 600.0,
+        close_timeout: float = 30.0,
+        spill_dir: str | os.PathLike[str] | None = ".",
     ) -> None:
-        created = stamp(ts)
+        objs = [
+            Objective(metric=o["metric"], direction=o["direction"])  # type: ignore[arg-type]
+            for o in objectives or []
+        ]
+        created = checked(
+            StudyCreated(
+                study=study,
+                config=dict(config) if config is not None else None,
+                description=description,
+                objectives=objs or None,
+                tags=list(tags) if tags is not None else None,
+                ts=stamp(ts),
+            )
+        )
         if isinstance(path, Ledger):
             self.ledger = path
             self._owns_ledger = False
@@ -324,11 +130,22 @@ class Recorder:
         self.durable = durable
         self.handle_signals = handle_signals
         self.lease_seconds = lease_seconds
+        self.close_timeout = close_timeout
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._lock = threading.RLock()
-        self._buffer: list[Any] = []
-        self._aux: list[tuple[str, bytes, bytes | None]] = []  # leases, with the next commit
+        self.outbox = Outbox(
+            self.ledger,
+            study,
+            redact=redact,
+            lock=self._lock,
+            max_buffered=max_buffered,
+            retry_max=retry_max,
+            block_timeout=block_timeout,
+            spill_dir=spill_dir,
+            reattempt=self._reattempt,
+            on_dropped=self._run_dropped,
+        )
         self._open: dict[str, RunHandle] = {}
         self._handles: dict[str, RunHandle] = {}
         self._closed = False
@@ -337,20 +154,9 @@ class Recorder:
         self._old_handlers: dict[int, Any] = {}
         self.state: StudyState = self._load_state()
         self._attempts: dict[str, int] = {}
-        for run in self.state.runs.values():
-            key = run.case if run.seed is None else f"{run.case}~s{run.seed}"
-            self._attempts[key] = max(self._attempts.get(key, 0), run.attempt or 1)
-        objs = [Objective(metric=o["metric"], direction=o["direction"]) for o in objectives or []]
-        self._emit(
-            StudyCreated(
-                study=study,
-                config=dict(config) if config is not None else None,
-                description=description,
-                objectives=objs or None,
-                tags=list(tags) if tags is not None else None,
-                ts=created,
-            )
-        )
+        self._selections: set[bytes] = set()
+        self._learn_state()
+        self._emit(created)
         self.flush()
 
     def _load_state(self) -> StudyState:
@@ -358,6 +164,19 @@ class Recorder:
             return StudyState(study=self.study)
         folded = study_states(self.ledger, study=self.study)
         return folded.get(self.study, StudyState(study=self.study))
+
+    def _learn_state(self) -> None:
+        """Attempts and selections already in the log (after a start or a resume)."""
+        for run in self.state.runs.values():
+            key = attempt_key(run.case, run.seed)
+            self._attempts[key] = max(self._attempts.get(key, 0), run.attempt or 1)
+        for stage, survivors, policy in self.state.selections:
+            self._selections.add(self._canon([stage, survivors, policy]))
+
+    @property
+    def refused(self) -> list[tuple[Any, EventError]]:
+        """Events the ledger refused at a commit (and the errors), dropped from the buffer."""
+        return self.outbox.refused
 
     # -- context and lifecycle -------------------------------------------------------
 
@@ -373,22 +192,29 @@ class Recorder:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.close(cancel_reason=None if exc is None else f"runner exited with {exc_type.__name__}")
+        reason = None if exc is None else f"runner exited with {exc_type.__name__}"
+        # With an exception on its way out, a failed final commit is said on stderr (by
+        # the outbox) rather than raised over the runner's own exception.
+        self.close(cancel_reason=reason, _quiet=exc is not None)
 
-    def close(self, *, cancel_reason: str | None = None) -> None:
+    def close(self, *, cancel_reason: str | None = None, _quiet: bool = False) -> None:
         """Finish open runs as ``cancelled`` (they cannot complete any more), commit
-        everything buffered, stop the flush thread and restore signal handlers."""
+        everything buffered (retrying an away server for ``close_timeout`` seconds),
+        stop the flush thread and restore signal handlers."""
         if self._closed:
             return
-        with self._lock:
-            for run in list(self._open.values()):
-                run.finish("cancelled", error=cancel_reason or "recorder closed before the run")
-            self._closed = True
+        refused = self._cancel_open(cancel_reason or "recorder closed before the run")
+        self._closed = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
-            self.flush()
+            self.outbox.drain(self.close_timeout)
+            if refused is not None:
+                raise refused
+        except LedgerError:
+            if not _quiet:
+                raise
         finally:
             for sig, handler in self._old_handlers.items():
                 signal.signal(sig, handler)
@@ -396,12 +222,25 @@ class Recorder:
             if self._owns_ledger:
                 self.ledger.close()
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
+    def _cancel_open(self, reason: str) -> EventError | None:
+        """Finish every open run as ``cancelled``; the first refusal their commits met
+        (raised after everything else is committed)."""
+        first = None
         with self._lock:
             for run in list(self._open.values()):
-                run.finish("cancelled", error=f"received {name}")
-        self.flush()
+                try:
+                    run.finish("cancelled", error=reason)
+                except EventError as exc:
+                    first = first or exc
+        return first
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        self._cancel_open(f"received {name}")
+        try:
+            self.outbox.drain(self.close_timeout)
+        except LedgerError as exc:
+            say(f"on {name}: {exc}")
         old = self._old_handlers.get(signum)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -410,14 +249,23 @@ class Recorder:
         raise SystemExit(128 + signum)
 
     def _flusher(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self._next_tick()):
             try:
-                self.flush()
-                self._heartbeat()
+                self.outbox.try_commit()
+                if self.outbox.outage is None:
+                    self._heartbeat()
+            except EventError as exc:
+                # Dropped from the buffer and kept in ``refused``; the runner's thread
+                # cannot be interrupted, so it is said here.
+                say(f"refused at commit and dropped: {exc}")
             except LedgerError:
-                # The next explicit flush raises it to the runner; never die silently
-                # with events lost: the buffer is kept on failure.
-                pass
+                pass  # kept buffered; the next commit tries again, the runner's raises
+
+    def _next_tick(self) -> float:
+        outage = self.outbox.outage
+        if outage is None:
+            return self.interval
+        return max(0.05, min(self.interval, outage.next_try - time.monotonic()))
 
     # -- declarations ---------------------------------------------------------------
 
@@ -432,25 +280,25 @@ class Recorder:
     ) -> CaseHandle:
         """Declare a case; declaring an existing case with the same params returns it.
         ``ts``: when it was declared; default now."""
-        when = stamp(ts)
         parent_ids = [p.id if isinstance(p, CaseHandle) else p for p in parents or []]
-        params = dict(params or {})
-        existing = self.state.cases.get(case)
-        if existing is not None:
-            self._same_params(case, existing, params)
-            return CaseHandle(self, case, existing["stage"], params)
-        self._emit(
+        event = checked(
             CaseCreated(
                 study=self.study,
                 case=case,
                 parents=parent_ids or None,
-                stage=stage,
-                params=params or None,
-                ts=when,
+                stage=integer(stage, "stage"),
+                params=dict(params) if params else None,
+                ts=stamp(ts),
             )
         )
-        self.state.cases[case] = {"stage": stage, "params": params, "seq": 0}
-        return CaseHandle(self, case, stage, params)
+        params = event.params or {}
+        existing = self.state.cases.get(case)
+        if existing is not None:
+            self._same_params(case, existing, params)
+            return CaseHandle(self, case, existing["stage"], params)
+        self._emit(event)
+        self.state.cases[case] = {"stage": event.stage, "params": params, "seq": 0}
+        return CaseHandle(self, case, event.stage, params)
 
     def derive(
         self,
@@ -465,7 +313,6 @@ class Recorder:
     ) -> CaseHandle:
         """Create a child case by applying an ECO (a change) to ``parent``; ``ts``: when;
         default now."""
-        when = stamp(ts)
         parent_id = parent.id if isinstance(parent, CaseHandle) else parent
         parent_info = self.state.cases.get(parent_id)
         if parent_info is None:
@@ -475,26 +322,26 @@ class Recorder:
                 field="parent",
             )
         child = case or f"{parent_id}+{eco}"
-        stage = parent_info["stage"] + 1 if stage is None else stage
-        params = dict(params or {})
-        existing = self.state.cases.get(child)
-        if existing is not None:
-            self._same_params(child, existing, params)
-            return CaseHandle(self, child, existing["stage"], params)
-        self._emit(
+        event = checked(
             EcoApplied(
                 study=self.study,
                 case=child,
                 parent=parent_id,
                 eco=eco,
                 eco_class=eco_class,
-                params=params or None,
-                stage=stage,
-                ts=when,
+                params=dict(params) if params else None,
+                stage=parent_info["stage"] + 1 if stage is None else integer(stage, "stage"),
+                ts=stamp(ts),
             )
         )
-        self.state.cases[child] = {"stage": stage, "params": params, "seq": 0}
-        return CaseHandle(self, child, stage, params)
+        params = event.params or {}
+        existing = self.state.cases.get(child)
+        if existing is not None:
+            self._same_params(child, existing, params)
+            return CaseHandle(self, child, existing["stage"], params)
+        self._emit(event)
+        self.state.cases[child] = {"stage": event.stage, "params": params, "seq": 0}
+        return CaseHandle(self, child, event.stage, params)
 
     def _same_params(self, case: str, existing: dict[str, Any], params: dict[str, Any]) -> None:
         if params and existing["params"] and self._canon(existing["params"]) != self._canon(params):
@@ -505,10 +352,10 @@ class Recorder:
                 field="case",
             )
 
-    def _canon(self, params: dict[str, Any]) -> bytes:
+    def _canon(self, obj: Any) -> bytes:
         from .redact import redact
 
-        return encode_canonical(redact(params)[0] if self.redact else params)
+        return encode_canonical(redact(obj)[0] if self.redact else obj)
 
     def select(
         self,
@@ -519,21 +366,38 @@ class Recorder:
         ts: Stamp = None,
     ) -> None:
         """Record the runner's own survivor decision for the audit trail (``ts``: when
-        it was made; default now)."""
-        when = stamp(ts)
-        self.flush()
-        self._emit(
+        it was made; default now). The same decision (stage, survivors, policy) already
+        in the log — a restarted runner deciding again — appends nothing."""
+        event = checked(
             SelectionRecorded(
                 study=self.study,
-                stage=stage,
+                stage=integer(stage, "stage"),
                 survivors=[s.id if isinstance(s, CaseHandle) else s for s in survivors],
                 policy=dict(policy) if policy else None,
-                as_of=self.ledger.head.seq or None,
-                ts=when,
+                ts=stamp(ts),
             )
         )
+        key = self._canon([event.stage, event.survivors, event.policy])
+        if key in self._selections:
+            return
+        self.outbox.try_commit()
+        as_of = None  # unknown while events wait in the buffer (a server away)
+        if not self.outbox.buffer:
+            as_of = self.ledger.head.seq or None
+        self._emit(msgspec.structs.replace(event, as_of=as_of))
+        self._selections.add(key)
 
     # -- runs -----------------------------------------------------------------------
+
+    def _allocate(self, case: str, seed: int | None) -> int:
+        """The next attempt of (case, seed): one past the highest in the log as this
+        Recorder knows it and the highest any Recorder of this process handed out."""
+        key = attempt_key(case, seed)
+        with _ALLOCATED_LOCK:
+            mine = _ALLOCATED.setdefault((self.ledger.ledger_id, self.study), {})
+            attempt = max(self._attempts.get(key, 0), mine.get(key, 0)) + 1
+            mine[key] = self._attempts[key] = attempt
+        return attempt
 
     def start_run(
         self,
@@ -546,39 +410,46 @@ class Recorder:
         ts: Stamp = None,
     ) -> RunHandle:
         """Start a run of ``case`` (see ``CaseHandle.run``)."""
-        when = stamp(ts)
-        with self._lock:
-            key = case.id if seed is None else f"{case.id}~s{seed}"
-            attempt = self._attempts.get(key, 0) + 1
-            self._attempts[key] = attempt
-            rid = run_id or run_id_for(case.id, attempt, seed)
-            handle = RunHandle(self, case, rid, seed)
-            # The lease goes with the run's start, in the same commit.
-            self._aux.append(("leases", lease_key(self.study, rid), self._lease_value()))
-            self._emit(
-                RunStarted(
-                    study=self.study,
-                    case=case.id,
-                    run=rid,
-                    attempt=attempt,
-                    seed=seed,
-                    host=self.host,
-                    pid=self.pid,
-                    config=dict(config) if config is not None else None,
-                    provenance=dict(provenance) if provenance is not None else None,
-                    ts=when,
-                )
+        if seed is not None:
+            seed = integer(seed, "seed", lo=I64_MIN, hi=U64_MAX)
+        event = checked(
+            RunStarted(
+                study=self.study,
+                case=case.id,
+                run=run_id or "-",
+                attempt=1,
+                seed=seed,
+                host=self.host,
+                pid=self.pid,
+                config=dict(config) if config is not None else None,
+                provenance=dict(provenance) if provenance is not None else None,
+                ts=stamp(ts),
             )
+        )
+        with self._lock:
+            attempt = self._allocate(case.id, seed)
+            rid = run_id or run_id_for(case.id, attempt, seed)
+            if len(rid) > 256:
+                raise LedgerDecodeError(
+                    f"run id {rid[:40]!r}... would be {len(rid)} characters (at most 256); "
+                    "give the run a shorter run_id",
+                    event_type="run_started",
+                    field="run",
+                )
+            handle = RunHandle(self, case, rid, seed)
+            handle.auto_id = run_id is None
             self._open[rid] = handle
             self._handles[rid] = handle
+            # The lease goes with the run's start, in the same commit.
+            lease = ("leases", lease_key(self.study, rid), self._lease_value())
+            self._emit(msgspec.structs.replace(event, run=rid, attempt=attempt), [lease])
         return handle
 
     def _finish_run(self, run: RunHandle, events: list[Any]) -> None:
         with self._lock:
-            self._buffer.extend(events)
             self._open.pop(run.id, None)
-            self._aux.append(("leases", lease_key(self.study, run.id), None))
-        self.flush()
+            self.outbox.add(events, [("leases", lease_key(self.study, run.id), None)])
+        self.outbox.try_commit()
 
     # -- ready-made events ----------------------------------------------------------
 
@@ -595,14 +466,13 @@ class Recorder:
         Raises ``LedgerDecodeError`` (a malformed event) and ``RuleViolation`` (an event
         of another study).
         """
-        from .codec import event_from_obj
-
         now = stamp()
         replace = msgspec.structs.replace
         out = []
         for obj in events:
-            ev = obj if isinstance(obj, msgspec.Struct) and hasattr(obj, "TYPE") else None
-            if ev is None:
+            if isinstance(obj, msgspec.Struct) and hasattr(obj, "TYPE"):
+                ev = checked(obj)
+            else:
                 ev = event_from_obj(obj)
             if ev.study != self.study:
                 raise RuleViolation(
@@ -610,98 +480,127 @@ class Recorder:
                     event_type=ev.TYPE,
                     field="study",
                 )
+            if ev.ts is not None:
+                parse_ts(ev.ts)  # a bad time is refused here, not at the commit
             out.append(ev if ev.ts is not None else replace(ev, ts=now))
-        with self._lock:
-            if self._closed:
-                raise LedgerError("the recorder is closed")
-            self._buffer.extend(out)
-            full = len(self._buffer) >= self.batch_size
-        if full:
-            self.flush()
+        if self._closed:
+            raise LedgerError("the recorder is closed")
+        if self.outbox.add(out) >= self.batch_size:
+            self.outbox.try_commit()
 
     # -- buffer and commits ---------------------------------------------------------
 
-    def _emit(self, event: Any) -> None:
-        with self._lock:
-            if self._closed:
-                raise LedgerError("the recorder is closed")
-            self._buffer.append(event)
-            full = len(self._buffer) >= self.batch_size
-        if full:
-            self.flush()
+    def _emit(self, event: Any, aux: list[Aux] | None = None) -> None:
+        if self._closed:
+            raise LedgerError("the recorder is closed")
+        if self.outbox.add([event], aux or []) >= self.batch_size:
+            self.outbox.try_commit()
 
     def flush(self) -> int:
         """Commit everything buffered as one batch; returns the number appended.
 
-        On failure the buffer is kept, so nothing is lost by a refused commit; the error
-        propagates to the caller.
+        Raises ``StoreUnavailable`` while the server of a shared ledger is away (the
+        events stay buffered and the Recorder keeps retrying), and the ``EventError``
+        of an event the ledger refused (dropped; the rest of the batch is committed).
         """
-        with self._lock:
-            if not self._buffer and not self._aux:
-                return 0
-            batch, aux = self._buffer, self._aux
-            self._buffer, self._aux = [], []
-            rerouted: set[str] = set()
-            while True:
-                try:
-                    result = self.ledger.append(batch, redact=self.redact, aux=aux)
-                    break
-                except RunClosed as exc:
-                    # Someone (a resume elsewhere) closed this run while we were still
-                    # recording it: keep what follows under a new attempt, never drop it.
-                    if exc.run is None or exc.run in rerouted:
-                        self._buffer, self._aux = batch + self._buffer, aux + self._aux
-                        raise
-                    rerouted.add(exc.run)
-                    batch = self._reroute(batch, exc.run, exc.closed_seq)
-                except BaseException:
-                    self._buffer, self._aux = batch + self._buffer, aux + self._aux
-                    raise
-        return result.appended
+        return self.outbox.commit()
 
-    def _reroute(self, batch: list[Any], run: str, closed_seq: int | None) -> list[Any]:
-        replace = msgspec.structs.replace
-        first = next(i for i, ev in enumerate(batch) if getattr(ev, "run", None) == run)
+    # -- runs that must move to another attempt -------------------------------------------
+
+    def _reattempt(
+        self, batch: list[Any], aux: list[Aux], exc: EventError
+    ) -> tuple[list[Any], list[Aux]] | None:
+        """The batch rewritten so that it can commit: a run closed elsewhere goes on
+        under a new attempt; a run whose id another runner took first moves to the next
+        free attempt. None when that cannot be done (the runner chose the run id)."""
+        with self._lock:
+            if isinstance(exc, RunClosed):
+                return self._continue_closed(batch, aux, exc)
+            return self._move_taken(batch, aux, exc)
+
+    def _move_taken(
+        self, batch: list[Any], aux: list[Aux], exc: EventError
+    ) -> tuple[list[Any], list[Aux]] | None:
+        index = index_of(exc, batch)
+        if index is None or batch[index].TYPE != "run_started":
+            return None
+        started = batch[index]
+        handle = self._handles.get(started.run)
+        if handle is None or not handle.auto_id:
+            return None
+        attempt = self._allocate(started.case, started.seed)
+        new = run_id_for(started.case, attempt, started.seed)
+        batch = list(batch)
+        batch[index] = msgspec.structs.replace(started, run=new, attempt=attempt)
+        return self._rename(batch, aux, started.run, new, index + 1)
+
+    def _continue_closed(
+        self, batch: list[Any], aux: list[Aux], exc: RunClosed
+    ) -> tuple[list[Any], list[Aux]] | None:
+        run = exc.run
+        first = next((i for i, ev in enumerate(batch) if getattr(ev, "run", None) == run), None)
+        if run is None or first is None:
+            return None
         handle = self._handles.get(run)
         state = self.state.runs.get(run)
         case = handle.case.id if handle else (state.case if state else None)
         seed = handle.seed if handle else (state.seed if state else None)
         if case is None:
-            started = next((ev for ev in batch if ev.TYPE == "run_started" and ev.run == run), None)
-            if started is None:
-                raise LedgerError(f"cannot re-attempt run {run!r}: its case is unknown")
-            case, seed = started.case, started.seed
-        key = case if seed is None else f"{case}~s{seed}"
-        attempt = self._attempts.get(key, 0) + 1
-        self._attempts[key] = attempt
+            return None
+        attempt = self._allocate(case, seed)
         new = run_id_for(case, attempt, seed)
         warnings.warn(
-            f"run {run!r} was closed by another process (seq {closed_seq}); recording what "
-            f"followed under a new attempt {new!r}",
-            stacklevel=3,
+            f"run {run!r} was closed by another process (seq {exc.closed_seq}); recording "
+            f"what followed under a new attempt {new!r}",
+            stacklevel=4,
         )
-        out = batch[:first] + [
-            RunStarted(
-                study=self.study,
-                case=case,
-                run=new,
-                attempt=attempt,
-                seed=seed,
-                host=self.host,
-                pid=self.pid,
-                config={"continues": run},
-                ts=batch[first].ts,
-            )
+        started = RunStarted(
+            study=self.study,
+            case=case,
+            run=new,
+            attempt=attempt,
+            seed=seed,
+            host=self.host,
+            pid=self.pid,
+            config={"continues": run},
+            ts=batch[first].ts,
+        )
+        return self._rename(batch[:first] + [started] + batch[first:], aux, run, new, first + 1)
+
+    def _rename(
+        self, batch: list[Any], aux: list[Aux], old: str, new: str, start: int
+    ) -> tuple[list[Any], list[Aux]]:
+        """Events of run ``old`` from ``start`` on (and those buffered meanwhile), its
+        leases and its handle, renamed ``new``."""
+        replace = msgspec.structs.replace
+
+        def moved(events: list[Any]) -> list[Any]:
+            return [
+                replace(ev, run=new) if getattr(ev, "run", None) == old else ev for ev in events
+            ]
+
+        batch = batch[:start] + moved(batch[start:])
+        self.outbox.buffer = moved(self.outbox.buffer)
+        old_key, new_key = lease_key(self.study, old), lease_key(self.study, new)
+        aux = [(t, new_key if (t, k) == ("leases", old_key) else k, v) for t, k, v in aux]
+        self.outbox.aux = [
+            (t, new_key if (t, k) == ("leases", old_key) else k, v) for t, k, v in self.outbox.aux
         ]
-        out += [
-            replace(ev, run=new) if getattr(ev, "run", None) == run else ev for ev in batch[first:]
-        ]
+        handle = self._handles.get(old)
         if handle is not None:
             handle.id = new
             self._handles[new] = handle
-            if self._open.pop(run, None) is not None:
+            if self._open.pop(old, None) is not None:
                 self._open[new] = handle
-        return out
+        return batch, aux
+
+    def _run_dropped(self, run: str, exc: EventError) -> None:
+        """A run the ledger refused: later calls on its handle raise, saying why."""
+        with self._lock:
+            handle = self._handles.get(run)
+            if handle is not None:
+                handle.refused = exc
+            self._open.pop(run, None)
 
     # -- leases ----------------------------------------------------------------------
 
@@ -730,4 +629,5 @@ class Recorder:
         if close_interrupted and plan.to_close:
             close_interrupted_runs(self.ledger, self.study, plan, redact=self.redact)
             self.state = self._load_state()
+        self._learn_state()
         return plan

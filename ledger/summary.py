@@ -42,6 +42,9 @@ class StudyState(msgspec.Struct, kw_only=True):
     last_seq: int = 0
     cases: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     runs: dict[str, RunState] = msgspec.field(default_factory=dict)
+    # (stage, survivors, policy) of each selection_recorded: a restarted Recorder
+    # re-recording the same decision appends nothing
+    selections: list[tuple[int, list[str], Any]] = msgspec.field(default_factory=list)
 
     def run_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -140,3 +143,5 @@ def _fold_into(studies: dict[str, StudyState], envelopes: Iterable[Any]) -> None
             run = st.runs.get(ev.run)
             if run is not None:
                 run.invalidated = True
+        elif tag == "selection_recorded":
+            st.selections.append((ev.stage, list(ev.survivors), ev.policy))

@@ -151,3 +151,40 @@ def test_readonly_ledger_refuses_side_writes(run):
     run("append", "-", input=EVENTS)
     with Ledger(run.path, readonly=True) as ledger, pytest.raises(StorageError, match="read-only"):
         ledger.aux_put("checkpoints", b"k", b"v")
+
+
+HUGE = 123456789012345678901234567890  # 97 bits
+
+
+@pytest.mark.parametrize(
+    "event, message",
+    [
+        (
+            {"type": "run_started", "study": "sweep", "case": "base", "run": "r2", "seed": HUGE},
+            "run_started: `seed` 1234567890...567890 (30 digits) is beyond 64 bits",
+        ),
+        (
+            {"type": "metrics_recorded", "study": "sweep", "run": "r2", "values": {"x": HUGE}},
+            "metrics_recorded: metric 'x': 1234567890...567890 (30 digits) does not fit a "
+            "signed 64-bit int",
+        ),
+        (
+            {"type": "case_created", "study": "sweep", "case": "c", "params": {"n": [1, -HUGE]}},
+            "case_created: `params.n[1]` -123456789...567890 (31 digits) is beyond 64 bits",
+        ),
+        (
+            {"type": "metrics_recorded", "study": "sweep", "run": "r2", "step": 2**63,
+             "values": {"x": 1}},
+            "metrics_recorded: expected `int` <= 9223372036854775807 - at `$.step`",
+        ),
+    ],
+)  # fmt: skip
+def test_ints_beyond_64_bits_are_one_error_line(run, event, message):
+    """Issue 18: an OverflowError traceback before; now one line naming the field."""
+    run("append", "-", input=EVENTS)
+    start = '{"type":"run_started","study":"sweep","case":"base","run":"r2"}\n'
+    r = run("append", "-", input=start + json.dumps(event) + "\n")
+    assert r.exit_code == 1
+    assert r.stdout == ""
+    assert r.stderr.startswith(f"error: <stdin>:2: {message}")
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

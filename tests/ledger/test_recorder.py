@@ -140,7 +140,7 @@ def test_bad_metric_value_is_refused_with_the_field(ledger_path):
             run.log({"ok": True})
         with pytest.raises(LedgerDecodeError, match="metric name 3 is not a string"):
             run.log({3: 1.0}, step=0)
-        with pytest.raises(LedgerDecodeError, match="step -1 is not an int >= 0"):
+        with pytest.raises(LedgerDecodeError, match=r"`step` -1 is not an int in 0..2\*\*63-1"):
             run.log({"x": 1.0}, step=-1)
         import numpy as np
 
@@ -195,3 +195,80 @@ def test_a_runs_lease_rides_with_its_start_and_goes_with_its_finish(ledger_path)
         assert rec.ledger.aux_get("leases", lease_key("sw", run.id)) is None
         assert rec.ledger.head.seq == head + 1
         assert len(writes) == 2  # the start with its first values, then the finish
+
+
+# -- issue 18 ------------------------------------------------------------------------------
+
+
+def test_a_restarted_runner_re_recording_a_selection_appends_nothing(ledger_path):
+    """``as_of`` is part of a selection's content and moves with every restart: the same
+    decision (stage, survivors, policy) must still be recorded once."""
+    for _restart in range(3):
+        with Recorder(ledger_path, study="sw") as rec:
+            a, b = rec.case("a"), rec.case("b")
+            with a.run():  # a new attempt each time: the head moves between restarts
+                pass
+            rec.select(0, [a, b], policy={"rule": "top-2", "n": 2})
+            rec.select(0, ["a", "b"], policy={"rule": "top-2", "n": 2})
+    sels = [e for e in _events(ledger_path) if e.event.TYPE == "selection_recorded"]
+    assert len(sels) == 1
+    assert sels[0].event.policy == {"rule": "top-2", "n": 2}
+    with Recorder(ledger_path, study="sw") as rec:
+        rec.select(0, ["a"], policy={"rule": "top-1"})  # another decision is recorded
+    sels = [e for e in _events(ledger_path) if e.event.TYPE == "selection_recorded"]
+    assert [s.event.survivors for s in sels] == [["a", "b"], ["a"]]
+
+
+def test_pruned_exceptions_finish_the_run_as_pruned(ledger_path):
+    """Optuna's TrialPruned is recognised by name (optuna is never imported by the
+    ledger) and propagates, so that Optuna sees it; our own RunPruned stops the run."""
+    from ledger import RunPruned
+
+    # the class as optuna defines it, without importing optuna
+    trial_pruned = type("TrialPruned", (Exception,), {"__module__": "optuna.exceptions"})
+    with Recorder(ledger_path, study="sw") as rec:
+        case = rec.case("c")
+        with pytest.raises(trial_pruned):
+            with case.run() as run:
+                run.log({"loss": 1.0}, step=0)
+                raise trial_pruned("Trial was pruned at step 0.")
+        with case.run() as run:
+            run.log({"loss": 2.0}, step=0)
+            raise RunPruned("median rule at step 0")
+        with pytest.raises(ValueError):
+            with case.run():
+                raise ValueError("a real failure")
+    fins = [e.event for e in _events(ledger_path) if e.event.TYPE == "run_finished"]
+    assert [(f.status, f.error) for f in fins] == [
+        ("pruned", "optuna.exceptions.TrialPruned: Trial was pruned at step 0."),
+        ("pruned", "ledger.RunPruned: median rule at step 0"),
+        ("failed", "ValueError: a real failure"),
+    ]
+
+
+def test_the_real_optuna_trial_pruned_is_pruned(ledger_path):
+    optuna = pytest.importorskip("optuna")
+    with Recorder(ledger_path, study="sw") as rec:
+        with pytest.raises(optuna.TrialPruned):
+            with rec.case("c").run():
+                raise optuna.TrialPruned()
+    (fin,) = [e.event for e in _events(ledger_path) if e.event.TYPE == "run_finished"]
+    assert fin.status == "pruned"
+
+
+def test_plan_done_for_one_seed(ledger_path):
+    import numpy as np
+
+    with Recorder(ledger_path, study="sw") as rec:
+        case, other = rec.case("c"), rec.case("d")
+        with case.run(seed=1):
+            pass
+        with pytest.raises(ZeroDivisionError):
+            with case.run(seed=2):
+                _ = 1 / 0
+        with other.run():
+            pass
+        plan = rec.resume()
+    assert plan.done(case) and plan.done("c", seed=1) and plan.done(case, seed=np.int64(1))
+    assert not plan.done("c", seed=2) and not plan.done("c", seed=3)
+    assert plan.done("d") and not plan.done("d", seed=1)

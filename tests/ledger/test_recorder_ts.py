@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import ledger.recorder as recorder_mod
+import ledger.inputs as inputs_mod
 from ledger import Ledger, LedgerDecodeError, Recorder, StoreUnavailable
 from ledger.codec import format_ts
 
@@ -22,7 +22,7 @@ T0 = 1_700_000_000.0
 def clock(monkeypatch):
     """Each call of the Recorder's clock returns the next whole second after T0."""
     ticks = itertools.count()
-    monkeypatch.setattr(recorder_mod, "_now", lambda: T0 + next(ticks), raising=False)
+    monkeypatch.setattr(inputs_mod, "_now", lambda: T0 + next(ticks), raising=False)
     return ticks
 
 

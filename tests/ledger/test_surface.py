@@ -178,6 +178,7 @@ def test_public_names_are_locked():
             "RuleViolation",
             "RunClosed",
             "RunHandle",
+            "RunPruned",
             "StorageError",
             "StoreUnavailable",
             "VerifyReport",
