@@ -126,10 +126,20 @@ _OTHER = textwrap.dedent(
 )
 
 
-def test_a_run_id_taken_by_another_process_moves_to_the_next_attempt(ledger_path):
+@pytest.fixture(params=["lmdb", "postgresql"])
+def location(request, ledger_path) -> str:
+    """A fresh ledger: an LMDB path, or a schema of the session's PostgreSQL server (the
+    case of runners on several hosts)."""
+    if request.param == "lmdb":
+        return ledger_path
+    return request.getfixturevalue("pg_url")
+
+
+def test_a_run_id_taken_by_another_process_moves_to_the_next_attempt(location):
     """Both runners read the study before either started a run, so both chose
     ``base~s1#1``; the other committed first. Ours moves to #2 at the commit, and
     nothing else of its batch is refused."""
+    ledger_path = location
     with Recorder(ledger_path, study="sw", batch_size=10_000, interval=0) as rec:
         base = rec.case("base")
         rec.flush()
