@@ -36,6 +36,8 @@ def main() -> None:
     extra = int(args[4]) if len(args) > 4 else -1
     delay_prob = float(args[5]) if len(args) > 5 else 0.0
     if "--standby" in sys.argv:
+        if path.startswith("postgresql://"):
+            import psycopg  # noqa: F401 - imported while waiting, not after "go" (R20)
         go = sys.stdin.readline().split()
         if not go or go[0] != "go":
             return
