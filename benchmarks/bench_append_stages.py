@@ -81,7 +81,7 @@ def measure(n_events: int, rounds: int) -> dict[str, Any]:
     def blocks() -> None:
         for start in range(0, n, BLOCK_MAX_EVENTS):
             part = stored[start : start + BLOCK_MAX_EVENTS]
-            encode_block(part, [bytes(32)] * len(part), b"")
+            encode_block(part, [bytes(32)] * len(part), b"", first_seq=start + 1)
 
     def id_sort() -> None:
         items = [(d, s8 + d) for d, s8 in zip(digests, seq8s)]

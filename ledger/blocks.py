@@ -7,17 +7,32 @@ so a ledger replicated with ``log --json | append`` has the same head hash, and 
 can name the exact bad seq: each block keeps an 8-byte prefix of every event's hash and
 the full hash after its last event (from which readers recompute per-event hashes).
 
-Layout (little-endian):
-    0   b"LB\\x02"               magic and layout version (b"LB\\x01" before format 2)
+Layout 3 (little-endian):
+    0   b"LB\\x03"               magic and layout version
     3   u32 n                   events in the block
     7   32 bytes                chain hash after the last event
-    39  n * 8 bytes             prefix of each event's chain hash
+    39  u64 events_sum          XXH3-64 of the bytes from offset 63 to the end of ``data``
+    47  u64 columns_sum         XXH3-64 of ``columns``
+    55  u64 header_sum          XXH3-64 of bytes 0-54, seeded with the block's first seq
+    63  n * 8 bytes             prefix of each event's chain hash
     ..  (n + 1) * u32           offsets of each event inside ``data`` (and its end)
     ..  data                    a msgpack array header for n, then the n encoded envelopes
-    ..  columns                 (layout 2) the block's metrics events as columns, or
-                                nothing when it holds none (see ``ledger.columns``)
+    ..  columns                 the block's metrics events as columns, or nothing when it
+                                holds none (see ``ledger.columns``)
 
-Layout 1 is layout 2 without the columns; both are read.
+The checksums are what a *reader* checks (``docs/storage-format.md``). LMDB has no page
+checksums, and the chain is only recomputed by ``verify``: without them one flipped bit
+in a block's columns read back as a wrong figure, silently. So every read checks the
+header (always: 55 bytes) and the region it uses — a rebuild from columns
+checks the columns, a decode checks the events — and a mismatch is a
+``CorruptionError`` naming the block, never a wrong value. The header checksum binds the
+block to the seq it is stored under, so a block found under the wrong key is refused too.
+XXH3 (the ``xxhash`` package) rather than zlib's CRC-32: on a rebuild from columns of
+10^6 values the check costs 0.4 ms of XXH3 against 2.4 ms of CRC-32 (15 MB of columns).
+
+Layout 2 (b"LB\\x02", formats 2) is layout 3 without the three checksums; layout 1
+(format 1) is layout 2 without the columns. Both are read as they are (their bytes are
+only checked by ``verify``'s chain); every block written now is layout 3.
 """
 
 from __future__ import annotations
@@ -25,18 +40,34 @@ from __future__ import annotations
 import struct
 
 import msgspec
+from xxhash import xxh3_64_intdigest as _xxh3
 
 from .chain import GENESIS, chain_hash, chain_hashes_of_views
 from .errors import CorruptionError
 from .events import Envelope
 
-__all__ = ["GENESIS", "MAGIC_V1", "BlockView", "chain_hash", "encode_block", "seq_key"]
+__all__ = [
+    "GENESIS",
+    "MAGIC",
+    "MAGIC_V1",
+    "MAGIC_V2",
+    "BlockView",
+    "chain_hash",
+    "encode_block",
+    "seq_key",
+]
 
-MAGIC = b"LB\x02"
+MAGIC = b"LB\x03"
+MAGIC_V2 = b"LB\x02"
 MAGIC_V1 = b"LB\x01"
 _HEADER = struct.Struct("<3sI32s")
+_SUMS = struct.Struct("<QQQ")  # events, columns, header
+_HEADER3 = _HEADER.size + _SUMS.size
 _decode_envelopes = msgspec.msgpack.Decoder(list[Envelope])
 _decode_envelope = msgspec.msgpack.Decoder(Envelope)
+
+
+_VERSIONS = {MAGIC: 3, MAGIC_V2: 2, MAGIC_V1: 1}
 
 
 def seq_key(seq: int) -> bytes:
@@ -52,8 +83,16 @@ def _array_header(n: int) -> bytes:
 
 
 def encode_block(
-    events: list[bytes], hashes: list[bytes], columns: bytes = b"", *, magic: bytes = MAGIC
+    events: list[bytes],
+    hashes: list[bytes],
+    columns: bytes = b"",
+    *,
+    first_seq: int,
+    magic: bytes = MAGIC,
 ) -> bytes:
+    """One stored block of the encoded envelopes ``events`` starting at ``first_seq``,
+    their chain ``hashes`` and metric ``columns`` (layout 3; ``magic`` writes the older
+    layouts, for tests of the readers that still read them)."""
     n = len(events)
     header = _array_header(n)
     offsets = [0] * (n + 1)
@@ -62,22 +101,28 @@ def encode_block(
         offsets[i] = pos
         pos += len(ev)
     offsets[n] = pos
-    return b"".join(
-        (
-            _HEADER.pack(magic, n, hashes[-1]),
-            b"".join(h[:8] for h in hashes),
-            struct.pack(f"<{n + 1}I", *offsets),
-            header,
-            *events,
-            columns,
-        )
+    head = _HEADER.pack(magic, n, hashes[-1])
+    body = b"".join(
+        (b"".join(h[:8] for h in hashes), struct.pack(f"<{n + 1}I", *offsets), header, *events)
     )
+    if magic == MAGIC_V1:
+        return head + body
+    if magic == MAGIC_V2:
+        return b"".join((head, body, columns))
+    sums = struct.pack("<QQ", _xxh3(body), _xxh3(columns))
+    header_sum = _xxh3(head + sums, seed=first_seq)
+    return b"".join((head, sums, struct.pack("<Q", header_sum), body, columns))
 
 
 class BlockView:
-    """Read access to one stored block without copying it."""
+    """Read access to one stored block without copying it. Layout 3 blocks are checked
+    as they are read: the header on construction, the events before anything decodes or
+    hashes them, the columns before they are handed out (each once)."""
 
     __slots__ = (
+        "_columns_ok",
+        "_events_ok",
+        "_sums",
         "buf",
         "count",
         "data_end",
@@ -85,6 +130,7 @@ class BlockView:
         "first_seq",
         "last_hash",
         "offsets",
+        "prefix_start",
         "version",
     )
 
@@ -94,42 +140,87 @@ class BlockView:
         if len(self.buf) < _HEADER.size:
             raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
         magic, n, last = _HEADER.unpack_from(self.buf, 0)
-        if magic == MAGIC:
-            self.version = 2
-        elif magic == MAGIC_V1:
-            self.version = 1
-        else:
+        self.version = _VERSIONS.get(bytes(magic), 0)
+        if self.version == 0:
             raise CorruptionError(
                 f"block at seq {first_seq} has an unknown layout (bad magic)", seq=first_seq
             )
+        self._events_ok = self._columns_ok = self.version < 3
+        self._sums = (0, 0)
+        self.prefix_start = _HEADER.size
+        if self.version == 3:
+            self._check_header()
+            self.prefix_start = _HEADER3
         self.count = n
         self.last_hash = bytes(last)
-        off_start = _HEADER.size + 8 * n
+        off_start = self.prefix_start + 8 * n
         self.data_start = off_start + 4 * (n + 1)
         if self.data_start > len(self.buf):
             raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
         self.offsets = struct.unpack_from(f"<{n + 1}I", self.buf, off_start)
         end = len(self.buf)
-        if self.version == 2:
+        if self.version >= 2:
             end = self.data_start + self.offsets[n]
             if end > len(self.buf):
                 raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
         self.data_end = end
 
+    def _bad(self, what: str, seqs: str) -> CorruptionError:
+        return CorruptionError(
+            f"the stored block of seqs {seqs} fails its {what} checksum (its bytes changed on disk or in "
+            "the database); nothing of it was used. Run `ledger verify`; restore a backup",
+            seq=self.first_seq,
+        )
+
+    def _check_header(self) -> None:
+        if len(self.buf) < _HEADER3:
+            raise CorruptionError(f"block at seq {self.first_seq} is truncated", seq=self.first_seq)
+        events_sum, columns_sum, header_sum = _SUMS.unpack_from(self.buf, _HEADER.size)
+        if _xxh3(self.buf[: _HEADER.size + 16], seed=self.first_seq) != header_sum:
+            raise self._bad("header", f"{self.first_seq}-")  # its count is not to be trusted
+        self._sums = (events_sum, columns_sum)
+
+    def check_events(self) -> None:
+        """Raise ``CorruptionError`` unless the hash prefixes, offsets and events are the
+        bytes that were written (layout 3; older layouts are taken as they are)."""
+        if not self._events_ok:
+            if _xxh3(self.buf[self.prefix_start : self.data_end]) != self._sums[0]:
+                raise self._bad("events", f"{self.first_seq}-{self.last_seq}")
+            self._events_ok = True
+
+    def defer_checks(self) -> None:
+        """Let ``verify`` read the events and columns before their checksums, so that it
+        names the exact seq whose chain hash breaks; it calls ``check_sums`` after."""
+        self._events_ok = self._columns_ok = True
+
+    def check_sums(self) -> None:
+        """Both checksums, recomputed whatever was checked before (``verify``)."""
+        if self.version == 3:
+            self._events_ok = self._columns_ok = False
+            self.check_events()
+            _ = self.columns
+
     @property
     def columns(self) -> memoryview:
-        """The stored metric columns (empty when the block has none)."""
-        return self.buf[self.data_end :]
+        """The stored metric columns (empty when the block has none), checked."""
+        cols = self.buf[self.data_end :]
+        if not self._columns_ok:
+            if _xxh3(cols) != self._sums[1]:
+                raise self._bad("columns", f"{self.first_seq}-{self.last_seq}")
+            self._columns_ok = True
+        return cols
 
     @property
     def last_seq(self) -> int:
         return self.first_seq + self.count - 1
 
     def prefix(self, i: int) -> bytes:
-        start = _HEADER.size + 8 * i
+        self.check_events()
+        start = self.prefix_start + 8 * i
         return bytes(self.buf[start : start + 8])
 
     def event_bytes(self, i: int) -> memoryview:
+        self.check_events()
         start, end = self.offsets[i], self.offsets[i + 1]
         if not (0 <= start <= end <= self.data_end - self.data_start):
             raise CorruptionError(
@@ -139,6 +230,7 @@ class BlockView:
 
     def decode(self) -> list[Envelope]:
         """Every envelope of the block with one msgspec call."""
+        self.check_events()
         try:
             envs = _decode_envelopes.decode(self.buf[self.data_start : self.data_end])
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
@@ -166,6 +258,7 @@ class BlockView:
         """The envelope at position ``i`` alone (the few non-metrics events of a block
         whose metrics are read as columns)."""
         seq = self.first_seq + i
+        self.check_events()
         try:
             env = _decode_envelope.decode(self.event_bytes(i))
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
@@ -187,6 +280,7 @@ class BlockView:
         about 30% less time per event. Bad offsets raise ``CorruptionError`` naming the
         seq, as ``event_bytes`` does.
         """
+        self.check_events()
         count = self.count if upto is None else upto - self.first_seq + 1
         buf, offsets, base = self.buf, self.offsets, self.data_start
         limit = self.data_end - base

@@ -29,9 +29,11 @@ from .store.base import WriteView
 
 __all__ = ["FORMAT_VERSION", "Careful", "commit_batch"]
 
-FORMAT_VERSION = 2
-"""2: blocks carry their metrics events as columns too (``ledger.columns``). Format 1
-ledgers are read as they are and become format 2 with their next append."""
+FORMAT_VERSION = 3
+"""3: every block carries checksums of its header, events and columns, checked by every
+read (``ledger.blocks``); 2: blocks carry their metrics events as columns too
+(``ledger.columns``). Older ledgers are read as they are and take the current format
+with their next append (their old blocks stay as they were written)."""
 
 _encode_head = msgspec.msgpack.Encoder().encode
 _ENVELOPE4 = b"\x94\xcf"  # msgpack: an array of 4, then a uint64 (the seq)
@@ -73,8 +75,8 @@ def _finish(view: WriteView, state: RefState, seq: int, h: bytes, format_version
     view.refs_put(state.writes())
     view.set_head(seq, h)
     if format_version < FORMAT_VERSION:
-        # A format 1 ledger becomes format 2 with its first block that carries columns,
-        # so an older release refuses it by its version instead of misreading it.
+        # An older ledger takes the current format with its first new block, so an older
+        # release refuses it by its version instead of misreading the new layout.
         view.meta_put("format_version", str(FORMAT_VERSION).encode())
 
 
@@ -152,7 +154,10 @@ def _commit_bulk(
             head_seq + 1 + start,
             head_seq + end,
             encode_block(
-                stored[start:end], hashes[start:end], batch.columns[start // BLOCK_MAX_EVENTS]
+                stored[start:end],
+                hashes[start:end],
+                batch.columns[start // BLOCK_MAX_EVENTS],
+                first_seq=head_seq + 1 + start,
             ),
             sorted({h16(p.event.study) for p in prepared[start:end]}),
         )
@@ -191,7 +196,10 @@ class _Blocks:
         columns = block_columns(self.structs, self.times)
         studies = sorted({h16(e.study) for e in self.structs})
         self.view.block_put(
-            first, last_seq, encode_block(self.events, self.hashes, columns), studies
+            first,
+            last_seq,
+            encode_block(self.events, self.hashes, columns, first_seq=first),
+            studies,
         )
         for pending in (self.events, self.hashes, self.structs, self.times):
             pending.clear()

@@ -31,6 +31,7 @@ class _Bad(Exception):
 def _check_block(block: BlockView, h: bytes, progress: list[int]) -> bytes:
     """Re-hash one block from ``h``, counting events in ``progress[0]``; the hash after
     it. Raises ``_Bad``."""
+    block.defer_checks()  # the chain first: it names the exact seq
     envs = block.decode()
     for i in range(block.count):
         seq = block.first_seq + i
@@ -43,6 +44,10 @@ def _check_block(block: BlockView, h: bytes, progress: list[int]) -> bytes:
     stored = block.columns
     if stored and bytes(stored) != block_columns([e.event for e in envs], [e.ts for e in envs]):
         raise _Bad(block.first_seq, "the block's metric columns disagree with its events")
+    try:
+        block.check_sums()
+    except CorruptionError as exc:
+        raise _Bad(block.first_seq, str(exc)) from None
     return h
 
 

@@ -30,8 +30,8 @@ def to_format1(path: Path) -> int:
             blocks = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=events)]
             for key, raw in blocks:
                 block = BlockView(int.from_bytes(key, "big"), raw)
-                assert block.version == 2
-                txn.put(key, MAGIC_V1 + raw[3 : block.data_end], db=events)
+                assert block.version == 3  # layout 1: no checksums (bytes 39-62), no columns
+                txn.put(key, MAGIC_V1 + raw[3:39] + raw[63 : block.data_end], db=events)
             ids = led._store.dbs["ids"]
             for key, value in [(bytes(k), bytes(v)) for k, v in txn.cursor(db=ids)]:
                 if len(value) == 8:  # format 1 kept the digest in every entry
@@ -67,7 +67,7 @@ def pair(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_a_format1_ledger_reads_and_verifies_as_before(pair) -> None:
     new, old = pair
-    assert set(block_versions(old)) == {1} and set(block_versions(new)) == {2}
+    assert set(block_versions(old)) == {1} and set(block_versions(new)) == {3}
     with Ledger(old, readonly=True) as led:
         assert led.format_version == 1
     assert cli(old, "log", "--json").stdout_bytes == cli(new, "log", "--json").stdout_bytes
@@ -108,15 +108,15 @@ def test_a_format1_id_index_still_deduplicates(pair, tmp_path) -> None:
     assert refused.exit_code == 1 and "already in the log" in refused.stderr
 
 
-def test_an_append_makes_it_format2_and_keeps_the_old_blocks(pair) -> None:
+def test_an_append_makes_it_current_and_keeps_the_old_blocks(pair) -> None:
     _, old = pair
     before = cli(old, "log", "--json").stdout_bytes
     line = {"type": "study_created", "study": "after-upgrade", "ts": "2026-01-01T00:00:00Z"}
     cli(old, "append", "-", input=json.dumps(line).encode() + b"\n")
     with Ledger(old, readonly=True) as led:
-        assert led.format_version == FORMAT_VERSION == 2
+        assert led.format_version == FORMAT_VERSION == 3
     versions = block_versions(old)
-    assert versions[-1] == 2 and set(versions[:-1]) == {1}
+    assert versions[-1] == 3 and set(versions[:-1]) == {1}
     after = cli(old, "log", "--json").stdout_bytes
     assert after.startswith(before) and after.count(b"\n") == before.count(b"\n") + 1
     assert json.loads(cli(old, "verify", "--json").stdout)["ok"]

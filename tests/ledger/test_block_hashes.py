@@ -8,7 +8,7 @@ from hashlib import blake2b
 
 import pytest
 
-from ledger.blocks import GENESIS, BlockView, encode_block
+from ledger.blocks import GENESIS, MAGIC, MAGIC_V2, BlockView, encode_block
 from ledger.errors import CorruptionError
 
 
@@ -23,9 +23,11 @@ def _reference(prev: bytes, first_seq: int, events: list[bytes]) -> list[bytes]:
 EVENTS = [bytes([0x90 + (i % 3)]) + b"x" * (i * 7 % 50) for i in range(40)]
 
 
-def _block(first_seq: int = 11, prev: bytes = b"\x07" * 32) -> tuple[BlockView, list[bytes]]:
+def _block(
+    first_seq: int = 11, prev: bytes = b"\x07" * 32, magic: bytes = MAGIC
+) -> tuple[BlockView, list[bytes]]:
     want = _reference(prev, first_seq, EVENTS)
-    return BlockView(first_seq, encode_block(EVENTS, want)), want
+    return BlockView(first_seq, encode_block(EVENTS, want, first_seq=first_seq, magic=magic)), want
 
 
 def test_hashes_follow_the_chain_definition() -> None:
@@ -38,8 +40,20 @@ def test_hashes_follow_the_chain_definition() -> None:
     assert view.hashes(GENESIS) != want  # the previous hash is part of every link
 
 
-def test_a_bad_offset_names_its_seq() -> None:
+def test_a_changed_offset_fails_the_checksum_naming_the_block() -> None:
     view, _ = _block()
+    raw = bytearray(view.buf)
+    struct.pack_into("<I", raw, 63 + 8 * view.count + 4 * 6, len(raw) * 2)
+    broken = BlockView(11, bytes(raw))
+    with pytest.raises(CorruptionError, match=r"block of seqs 11-50 fails its events checksum"):
+        broken.hashes(b"\x07" * 32)
+    with pytest.raises(CorruptionError, match="header checksum"):
+        BlockView(12, bytes(view.buf))  # a block stored under another seq
+
+
+def test_a_bad_offset_names_its_seq() -> None:
+    """Layout 2 blocks (no checksums) still have their offsets checked one by one."""
+    view, _ = _block(magic=MAGIC_V2)
     raw = bytearray(view.buf)
     off = 39 + 8 * view.count  # the offsets table, after the header and the prefixes
     bad = 5  # event 5 (seq 16) ends past the block

@@ -203,14 +203,29 @@ def _block_keys(ledger: Ledger) -> list[bytes]:
         return [bytes(k) for k, _ in txn.cursor(db=ledger._store.dbs["events"])]
 
 
-def _rewrite_block(ledger: Ledger, key: bytes, change) -> None:
+def _sealed(raw: bytes, first_seq: int) -> bytes:
+    """``raw`` with its layout 3 checksums recomputed: the block a writer with a bug
+    would store (the checksums vouch for the bytes, not for their meaning)."""
+    import struct
+
+    from xxhash import xxh3_64_intdigest
+
+    n = struct.unpack_from("<I", raw, 3)[0]
+    data_start = 63 + 8 * n + 4 * (n + 1)
+    data_end = data_start + struct.unpack_from("<I", raw, 63 + 8 * n + 4 * n)[0]
+    sums = struct.pack(
+        "<QQ", xxh3_64_intdigest(raw[63:data_end]), xxh3_64_intdigest(raw[data_end:])
+    )
+    header = xxh3_64_intdigest(raw[:39] + sums, seed=first_seq)
+    return raw[:39] + sums + struct.pack("<Q", header) + raw[63:]
+
+
+def _rewrite_block(ledger: Ledger, key: bytes, change, *, seal: bool = True) -> None:
     def edit(txn):
         raw = bytes(txn.get(key, db=ledger._store.dbs["events"]))
-        txn.put(
-            key,
-            change(BlockView(int.from_bytes(key, "big"), raw), raw),
-            db=ledger._store.dbs["events"],
-        )
+        first = int.from_bytes(key, "big")
+        new = change(BlockView(first, raw), raw)
+        txn.put(key, _sealed(new, first) if seal else new, db=ledger._store.dbs["events"])
 
     ledger._store.env.write(edit)
 
@@ -233,13 +248,22 @@ def test_verify_names_the_block_whose_columns_disagree(ledger) -> None:
 
 
 def test_garbled_columns_raise_corruption_naming_the_block(ledger) -> None:
+    """Columns a writer garbled (checksums intact) fail to parse; columns changed after
+    they were written fail their checksum. Either way an error names the block."""
     events = setup_events(["s"], 1)
     events.append({"type": "metrics_recorded", "study": "s", "run": "r0", "values": {"x": 1}})
     ledger.append(events)
-    _rewrite_block(
-        ledger, _block_keys(ledger)[0], lambda b, raw: raw[: b.data_end] + b"\x95\x01garbage"
-    )
+    key = _block_keys(ledger)[0]
+    pristine = bytes(ledger._store.env.env.begin().get(key, db=ledger._store.dbs["events"]))
+    garble = lambda b, raw: raw[: b.data_end] + b"\x95\x01garbage"  # noqa: E731
+    _rewrite_block(ledger, key, garble)
     with pytest.raises(CorruptionError, match="corrupt at seq 1: metric columns"):
+        list(ledger.read_frames())
+    assert not ledger.verify().ok
+    _rewrite_block(ledger, key, lambda b, raw: pristine, seal=False)
+    assert ledger.verify().ok
+    _rewrite_block(ledger, key, garble, seal=False)
+    with pytest.raises(CorruptionError, match=r"block of seqs 1-\d+ fails its columns checksum"):
         list(ledger.read_frames())
     assert not ledger.verify().ok
 

@@ -108,7 +108,9 @@ def _rewrite_event(path: str, seq: int, params: dict) -> None:
                 for i, raw in enumerate(items):
                     prev = chain_hash(prev, block.first_seq + i, raw)
                     hashes.append(prev)
-                assert txn.put(key, encode_block(items, hashes), db=events)
+                assert txn.put(
+                    key, encode_block(items, hashes, first_seq=block.first_seq), db=events
+                )
             assert txn.put(b"head_hash", prev, db=meta)
     finally:
         env.close()

@@ -129,12 +129,12 @@ INTERESTING = [
 ]
 
 
-def block_of(envelopes: list[bytes]) -> bytes:
+def block_of(envelopes: list[bytes], first_seq: int = 1) -> bytes:
     h, hashes = bytes(32), []
     for i, raw in enumerate(envelopes):
-        h = chain_hash(h, 1 + i, raw)
+        h = chain_hash(h, first_seq + i, raw)
         hashes.append(h)
-    return encode_block(envelopes, hashes)
+    return encode_block(envelopes, hashes, first_seq=first_seq)
 
 
 def stored(seq: int, event_id: str, ts: int, event: object) -> bytes:
@@ -350,7 +350,7 @@ def test_r10_round_trip(seed):
         event = event_from_obj(wire)
         again = decode_json(dumps(to_json_safe(msgspec.to_builtins(event))))
         assert encode_canonical(again) == encode_canonical(event)
-        envelope = BlockView(seq, block_of([stored(seq, "id", ts, event)])).decode()[0]
+        envelope = BlockView(seq, block_of([stored(seq, "id", ts, event)], seq)).decode()[0]
         assert (envelope.seq, envelope.id, envelope.ts) == (seq, "id", ts)
         assert encode_canonical(envelope.event) == encode_canonical(event)
         if wire["type"] == "metrics_recorded":

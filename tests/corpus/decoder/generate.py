@@ -24,7 +24,7 @@ def block_of(envelopes):
     for i, r in enumerate(raws):
         h = chain_hash(h, 1 + i, r)
         hs.append(h)
-    return encode_block(raws, hs)
+    return encode_block(raws, hs, first_seq=1)
 
 
 def raw_block(count, body, n_offsets=None):
