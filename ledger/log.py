@@ -73,7 +73,10 @@ class Ledger:
     Raises ``LedgerNotFound`` when ``create=False`` and nothing is there,
     ``UnsafeLocation`` on a network file system, ``StoreUnavailable`` when a server
     cannot be reached (``AuthenticationFailed`` when it refuses the credentials), and
-    ``StorageError`` when what is there is not a ledger.
+    ``StorageError`` when what is there is not a ledger. ``ledger_id`` names a ledger
+    this call creates (32 hex digits; ``ledger merge`` derives its output's id from its
+    sources, so two merges of the same sources export the same manifest); an existing
+    ledger keeps its own.
     """
 
     def __init__(
@@ -85,8 +88,10 @@ class Ledger:
         max_size: int | None = None,
         map_size: int | None = None,
         allow_network_fs: bool = False,
+        ledger_id: str | None = None,
     ) -> None:
         self.readonly = readonly
+        self._new_id = ledger_id
         self.max_size = max_size
         self._closed = True
         self._store = open_store(
@@ -137,7 +142,10 @@ class Ledger:
         if version is None:
             if self.readonly or self._store.readonly:
                 raise StorageError(f"{self.path} holds a store but no ledger meta")
-            self._store.write(_init_meta)
+            new_id = self._new_id or os.urandom(16).hex()
+            if len(new_id) != 32 or any(c not in "0123456789abcdef" for c in new_id):
+                raise LedgerError(f"a ledger id is 32 lowercase hex digits, not {new_id!r}")
+            self._store.write(lambda view: _init_meta(view, new_id))
             return self._load_meta()
         fv = int(version)
         if fv > FORMAT_VERSION:
@@ -344,9 +352,9 @@ class Ledger:
         return dict(self._store.info())
 
 
-def _init_meta(view: Any) -> None:
-    """A new ledger's meta: format, a random id, the empty head."""
+def _init_meta(view: Any, ledger_id: str) -> None:
+    """A new ledger's meta: format, its id, the empty head."""
     if view.meta("format_version") is None:
         view.meta_put("format_version", str(FORMAT_VERSION).encode())
-        view.meta_put("ledger_id", os.urandom(16).hex().encode())
+        view.meta_put("ledger_id", ledger_id.encode())
         view.set_head(0, GENESIS)

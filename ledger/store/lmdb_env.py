@@ -181,6 +181,22 @@ def require_ledger(path: str) -> str:
     return real
 
 
+def refuse_foreign_folder(path: str, real: str) -> None:
+    """A ledger is created only in a new or empty folder: ``--ledger somefolder`` with a
+    typo must not turn a folder of other files into a ledger (issue 18)."""
+    if os.path.exists(real) and not os.path.isdir(real):
+        raise LedgerNotFound(f"{path} is a file, not a ledger folder; choose a new path")
+    if not os.path.isdir(real):
+        return
+    others = sorted(set(os.listdir(real)) - {"lock.mdb", _GROW_LOCK})
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise LedgerNotFound(
+            f"{path} is a folder holding other files ({shown}), not a ledger; a ledger is "
+            "created only in a new or empty folder: check the path or choose another"
+        )
+
+
 class _RemapGate:
     """Readers share it; a remap takes it alone (a thread's own nested reads excepted).
 
@@ -251,27 +267,7 @@ class SharedEnv:
         self.stale_readers = 0
         self._gate = _RemapGate()
         creating = not os.path.exists(os.path.join(path, "data.mdb"))
-        try:
-            self.env = lmdb.open(
-                path,
-                subdir=True,
-                map_size=(map_size or DEFAULT_MAP_SIZE) if creating else 1 << 20,
-                readonly=readonly,
-                create=not readonly,
-                sync=True,
-                metasync=True,
-                writemap=False,
-                map_async=False,
-                lock=lock,
-                max_readers=max_readers,
-                max_dbs=len(DB_NAMES) + 2,
-                # Zero fresh pages before they are written: with meminit off, LMDB writes
-                # leftover heap bytes into unused page space, and those held the
-                # unredacted input (R14 found canaries in data.mdb that way).
-                meminit=True,
-            )
-        except lmdb.Error as exc:
-            raise translate(exc, path) from None
+        self.env = self._open_env(path, creating, readonly, map_size, max_readers, lock)
         for attempt in range(5):
             try:
                 if not creating or attempt:
@@ -296,6 +292,45 @@ class SharedEnv:
             except lmdb.Error as exc:
                 self.env.close()
                 raise translate(exc, path) from None
+
+    @staticmethod
+    def _open_env(
+        path: str,
+        creating: bool,
+        readonly: bool,
+        map_size: int | None,
+        max_readers: int,
+        lock: bool,
+    ) -> Any:
+        """``lmdb.open`` with the settings of RELIABILITY.md. Opening starts a
+        transaction, which meets ``MAP_RESIZED`` when another process grows the map at
+        that moment (R1 met it once in a few hundred restarts under load): open again."""
+        for attempt in range(5):
+            try:
+                return lmdb.open(
+                    path,
+                    subdir=True,
+                    map_size=(map_size or DEFAULT_MAP_SIZE) if creating else 1 << 20,
+                    readonly=readonly,
+                    create=not readonly,
+                    sync=True,
+                    metasync=True,
+                    writemap=False,
+                    map_async=False,
+                    lock=lock,
+                    max_readers=max_readers,
+                    max_dbs=len(DB_NAMES) + 2,
+                    # Zero fresh pages before they are written: with meminit off, LMDB
+                    # writes leftover heap bytes into unused page space, and those held
+                    # the unredacted input (R14 found canaries in data.mdb that way).
+                    meminit=True,
+                )
+            except lmdb.MapResizedError:
+                if attempt == 4:
+                    raise StorageError(f"{path}: could not open (the map keeps resizing)") from None
+            except lmdb.Error as exc:
+                raise translate(exc, path) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _open_existing(self, name: str) -> Any:
         """A table of a read-only environment; None for an optional one it lacks."""
@@ -544,6 +579,8 @@ def acquire(
             exists = os.path.exists(os.path.join(real, "data.mdb"))
             if not exists and not create:
                 require_ledger(path)
+            if not exists:
+                refuse_foreign_folder(path, real)
             backup = exists and is_backup(real)
             if backup and not readonly:
                 raise UnsafeLocation(

@@ -55,9 +55,10 @@ def _said(acks):
         return ""
 
 
-def _run_slot(path, acks, writer, seed, kills, errors, stats):
-    """Kill the slot's writer ``kills`` times, 0-100 ms after each (re)start; a standby
-    writer (already started, waiting for "go") takes over at once after each kill."""
+def _run_slot(path, acks, writer, seed, kills, errors, stats, delay=(0.0, 0.1)):
+    """Kill the slot's writer ``kills`` times, ``delay`` seconds (0-100 ms) after each
+    (re)start; a standby writer (already started, waiting for "go") takes over at once
+    after each kill."""
     rng = random.Random(f"{seed}:kill:{writer}")
     standby = _standby(path, acks, writer, seed)
     for _ in range(kills):
@@ -69,7 +70,7 @@ def _run_slot(path, acks, writer, seed, kills, errors, stats):
             proc.wait()
             errors.append(f"writer {writer} did not start ({proc.returncode}): {_said(acks)}")
             break
-        time.sleep(rng.uniform(0.0, 0.1))
+        time.sleep(rng.uniform(*delay))
         proc.kill()
         proc.wait()
         proc.stdin.close()

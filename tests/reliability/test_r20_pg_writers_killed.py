@@ -28,9 +28,12 @@ def test_r20_pg_writers_killed(tmp_path, seed, pg_url):
     stats: dict[str, int] = defaultdict(int)
     per_slot = [kills // writers + (1 if w < kills % writers else 0) for w in range(writers)]
     started = time.monotonic()
+    # Each writer is killed 100-600 ms after it says ready (R1: 0-100 ms): a round trip
+    # to a server is slower than an LMDB commit, and each life must commit something.
+    delay = (0.1, 0.6)
     threads = [
         threading.Thread(
-            target=_run_slot, args=(pg_url, acks[w], w, seed, per_slot[w], errors, stats)
+            target=_run_slot, args=(pg_url, acks[w], w, seed, per_slot[w], errors, stats, delay)
         )
         for w in range(writers)
     ]

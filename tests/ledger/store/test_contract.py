@@ -249,6 +249,13 @@ def test_reopen_and_read_only(location, backend):
             ro.aux_put("leases", b"k", b"v")
 
 
+def test_a_new_ledger_can_be_given_its_id(location):
+    with Ledger(location, ledger_id="ab" * 16) as led:
+        assert led.ledger_id == "ab" * 16
+    with Ledger(location, ledger_id="cd" * 16) as led:
+        assert led.ledger_id == "ab" * 16  # an existing ledger keeps its own
+
+
 def test_a_missing_ledger_is_not_created_when_create_is_false(location):
     with pytest.raises(LedgerNotFound):
         Ledger(location, create=False)
