@@ -255,15 +255,18 @@ def test_r10_adversarial_corpus(filename):
     with open(os.path.join(CORPUS, filename), "rb") as fh:
         data = fh.read()
     decode, _ = DECODERS[spec["decoder"]]
-    started = time.thread_time()
-    if spec["result"] == "ok":
-        decode(data)
-    else:
-        with pytest.raises((LedgerDecodeError, CorruptionError)) as info:
+    took = []
+    for _ in range(3):  # the least CPU of three: a decode that is slow is slow every time,
+        started = time.thread_time()  # a busy machine's cache misses are not
+        if spec["result"] == "ok":
             decode(data)
-        assert type(info.value).__name__ == spec["result"]
-        assert spec["match"] in str(info.value)
-    assert time.thread_time() - started <= BUDGET
+        else:
+            with pytest.raises((LedgerDecodeError, CorruptionError)) as info:
+                decode(data)
+            assert type(info.value).__name__ == spec["result"]
+            assert spec["match"] in str(info.value)
+        took.append(time.thread_time() - started)
+    assert min(took) <= BUDGET, f"{filename}: {min(took) * 1000:.1f} ms CPU"
 
 
 def test_r10_huge_input_is_linear():
