@@ -23,6 +23,12 @@ one driver interface (``benchmarks/peers``), as wire dicts each system converts 
   same size in the same run. Optuna stores one value (the objective) per step: its
   rates count the values it stored.
 
+With ``--pg URL`` (a scratch database on a PostgreSQL server), two more systems run on
+that server: ``ledger on postgresql`` (this ledger's PostgreSQL backend) and
+``postgresql event log + unique id (COPY)`` (psycopg's binary COPY into a table with a
+unique content-hash id, one transaction per batch); the latter's ratios are against
+``ledger on postgresql`` (PostgreSQL against PostgreSQL).
+
 Each round runs every system once, round-robin (so a load spike hits all of them); the
 best round counts. Throughputs are metric values per second (wall clock: durable
 commits wait for the disk); ratios are ours ÷ theirs (higher is better for us). The
@@ -58,6 +64,9 @@ from peers import available, drivers  # noqa: E402
 
 BATCH = 10_000
 SLOW = ("mlflow log_batch", "optuna journal")
+PG_OURS = "ledger on postgresql"
+PG_PLAIN = "postgresql event log + unique id (COPY)"
+OURS = ("ledger", PG_OURS)
 
 
 def shape(values: int) -> tuple[int, int]:
@@ -158,7 +167,7 @@ def run_system(name: str, cls: type, values: int, workdir: Path, cells: dict, ch
         wall, cpu, latest = timed(driver.latest)
         cells.setdefault((name, values, "latest"), Cell()).add(wall, cpu)
         check[(name, values)] = (count, latest)
-        if name == "ledger":
+        if name in OURS:
             wall, cpu, again = timed(driver.load_columns)
             cells.setdefault((name, values, "replay (columns)"), Cell()).add(wall, cpu)
             assert again == count, "the columns hold other values than the events"
@@ -203,9 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", dest="json_out", help="write the table here as JSON")
     ap.add_argument("--workdir", help="where the stores are written (default: a temp dir)")
+    ap.add_argument(
+        "--pg",
+        metavar="URL",
+        help="also measure PostgreSQL on this server (a scratch database: each round makes a schema)",
+    )
     args = ap.parse_args(argv)
 
     systems = {k: v for k, v in drivers(peers=not args.no_peers).items() if k not in args.skip}
+    if args.pg:
+        from peers.postgres import drivers as pg_drivers
+
+        systems.update({k: v for k, v in pg_drivers(args.pg).items() if k not in args.skip})
     peer_size = min(args.size, args.peer_size)
     plan: list[tuple[str, int]] = []  # (system, values)
     for name in systems:
@@ -247,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             cell = cells.get((name, values, op))
             if cell is None:
                 continue
-            ours = cells[("ledger", values, op if op != "latest (checkpoint)" else op)]
+            ours = cells[(PG_OURS if name == PG_PLAIN else "ledger", values, op)]
             rate = stored / cell.wall
             ours_rate = values / ours.wall
             key = op.replace(" (checkpoint)", "_checkpoint")
@@ -256,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             row[f"{key}_values_per_s"] = round(rate)
             row[f"{key}_ratio"] = round(ours_rate / rate, 2)
         cell = cells.get((name, values, "replay (columns)"))
-        base = cells.get(("sqlite event log", values, "replay"))
+        base_name = PG_PLAIN if name == PG_OURS else "sqlite event log"
+        base = cells.get((base_name, values, "replay"))
         if cell is not None:
             row["replay_columns_s"] = round(cell.wall, 6)
             row["replay_columns_values_per_s"] = round(stored / cell.wall)
@@ -268,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python benchmarks/compare.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        + " ".join(_masked(argv if argv is not None else sys.argv[1:])),
         "machine": machine(),
         "load_average_before": load_before,
         "load_average_after": load_after,
@@ -286,7 +305,14 @@ def main(argv: list[str] | None = None) -> int:
             "Optuna stores one value (the objective, loss) per step: its counts are the values it stored",
             "replay as columns = the metrics events as the columns each block stores (the rest decoded), as a rebuild reads them; its ratio is against the sqlite event log's replay",
             "latest = each run's value of each metric at its highest step, read from a freshly opened store (time; its ratio is per value stored)",
-        ],
+        ]
+        + (
+            [
+                f"{PG_PLAIN}: ratios against {PG_OURS} on the same server; {PG_OURS}: ratios against the LMDB ledger (above 1: LMDB faster)"
+            ]
+            if args.pg
+            else []
+        ),
     }
     print(render(info))
     if args.json_out:
@@ -294,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(info, indent=2) + "\n")
     return 0
+
+
+def _masked(args: list[str]) -> list[str]:
+    """The command line as printed: a PostgreSQL URL's password masked."""
+    from ledger.store.location import mask
+
+    return [mask(a) for a in args]
 
 
 def _fmt_rate(v: float | None) -> str:
