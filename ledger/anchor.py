@@ -17,6 +17,7 @@ import os
 from typing import Any, NamedTuple
 
 from .errors import LedgerError
+from .fsync import fsync_dir as fsync_dir  # ledger.backup imports it from here
 
 __all__ = [
     "ANCHOR_FORMAT",
@@ -77,15 +78,6 @@ def write_anchor(ledger: Any, out: str | os.PathLike[str]) -> dict[str, Any]:
         raise AnchorError(f"cannot write the anchor to {out}: {exc.strerror or exc}") from None
     fsync_dir(os.path.dirname(os.path.abspath(out)))
     return anchor
-
-
-def fsync_dir(path: str) -> None:
-    """Make a rename or a new file in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_reference(path: str | os.PathLike[str]) -> Reference:

@@ -36,6 +36,7 @@ from typing import Any
 import msgspec
 
 from .errors import EventError, LedgerError, LedgerNotFound
+from .fsync import fsync_dir
 from .log import Ledger
 from .replication import (
     BATCH_EVENTS,
@@ -203,7 +204,7 @@ def _merge_to_path(
             os.rename(tmp, path)
         except OSError as exc:
             raise LedgerError(f"cannot put the merged ledger at {path}: {exc.strerror}") from None
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -211,14 +212,6 @@ def _merge_to_path(
         for led, owned in opened:
             if owned:
                 led.close()
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _merge_to_url(

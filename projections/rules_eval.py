@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.errors import LedgerError
-from ledger.importers.common import is_number
 from ledger.importers.orfs_time import TimeUnit, normalise_timing
+from ledger.numbers import is_number
 
 from .comparisons import COMPARISONS
 

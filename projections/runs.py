@@ -17,6 +17,7 @@ import numpy as np
 
 from ledger.events import ArtifactRecorded, RunFinished, RunInvalidated, RunStarted
 from ledger.frames import Frame, MetricRows
+from ledger.numbers import is_number
 
 from .base import BaseProjection, encode_state
 
@@ -64,7 +65,7 @@ class RunInfo(msgspec.Struct, array_like=True, gc=False):
         """The run's own ``resources.wall_s`` when it reported one, else finish - start."""
         if self.resources is not None:
             wall = self.resources.get("wall_s")
-            if isinstance(wall, (int, float)) and not isinstance(wall, bool):
+            if is_number(wall):
                 return float(wall)
         if self.finished_ts is None:
             return None

@@ -20,6 +20,7 @@ import click
 from cli.options import json_option, ledger_path, open_ledger
 from cli.output import echo_json
 from cli.progress import StderrProgress, parse_with
+from ledger.events import STATUSES
 
 if TYPE_CHECKING:
     from ledger.importers.batches import Outcome, Source
@@ -243,9 +244,7 @@ _LONG_ONLY = ("metric_column", "value_column", "finish_status")
 @click.option("--value-column", default=None, help="The value column (long; default value).")
 @click.option(
     "--finish-status",
-    type=click.Choice(
-        ["completed", "failed", "pruned", "timeout", "cancelled", "interrupted", "none"]
-    ),
+    type=click.Choice([*STATUSES, "none"]),
     default=None,
     help="Status the runs of a long file finish with (default completed).",
 )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .common import is_number
+from ledger.numbers import is_number
 
 __all__ = [
     "TimeUnit",
@@ -135,10 +135,6 @@ def normalise_timing(
             k: conv(v) if is_timing_metric(k) and is_number(v) else v for k, v in final[run].items()
         }
     return out, units
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def unit_suffix(unit: str) -> str:

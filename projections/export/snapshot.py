@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from ledger.fsync import fsync_dir, fsync_file
 from projections.export.csv_writer import write_csv
 from projections.export.hashing_sink import HashingFile, write_hashed
 from projections.export.json_writer import write_json
@@ -128,14 +129,14 @@ def _write_into(
         for name in names:
             path = confine(tmp, name)
             written = _write_source(files[name], path)
-            _fsync_file(path)
+            fsync_file(path)
             infos[name] = _file_info(path, written)
         if manifest is not None:
             path = tmp / MANIFEST_NAME
             doc = dict(manifest(dict(infos)))
             infos[MANIFEST_NAME] = write_hashed(path, lambda sink: write_json(doc, sink))
-            _fsync_file(path)
-        _fsync_dir(tmp)
+            fsync_file(path)
+        fsync_dir(tmp, strict=False)
         _check_target(base / folder_name, replace)  # again: time passed while writing
         _swap_in(base, tmp, folder_name)
     except BaseException:
@@ -363,26 +364,6 @@ def _file_info(path: Path, written: FileInfo | int | None) -> FileInfo:
     return file_info(path, written)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # Windows cannot open folders; its renames are durable enough
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux ``renameat2``); False when unsupported."""
     if not sys.platform.startswith("linux"):
@@ -418,10 +399,10 @@ def _swap_in(base: Path, tmp: Path, folder_name: str) -> None:
             os.rename(tmp, final)
         except OSError as exc:  # someone created the name meanwhile
             raise ExportError(f"{os.fspath(final)} appeared while exporting: {exc}") from None
-        _fsync_dir(base)
+        fsync_dir(base, strict=False)
         return
     if _exchange(tmp, final):
-        _fsync_dir(base)
+        fsync_dir(base, strict=False)
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old snapshot
         return
     aside = base / f"{folder_name}.old.tmp-{secrets.token_hex(4)}"
@@ -433,7 +414,7 @@ def _swap_in(base: Path, tmp: Path, folder_name: str) -> None:
         except BaseException:
             os.rename(aside, final)  # put the old snapshot back under its name
             raise
-        _fsync_dir(base)
+        fsync_dir(base, strict=False)
         shutil.rmtree(aside, ignore_errors=True)
     finally:
         if held is not None:
