@@ -9,10 +9,19 @@ from here.
 from __future__ import annotations
 
 from .errors import (
+    AnchorError as AnchorError,
+)
+from .errors import (
+    AuthenticationFailed as AuthenticationFailed,
+)
+from .errors import (
     CorruptionError as CorruptionError,
 )
 from .errors import (
     EventError as EventError,
+)
+from .errors import (
+    EventTooLarge as EventTooLarge,
 )
 from .errors import (
     ForkSafetyError as ForkSafetyError,
@@ -22,6 +31,9 @@ from .errors import (
 )
 from .errors import (
     IdempotencyConflict as IdempotencyConflict,
+)
+from .errors import (
+    ImportSourceError as ImportSourceError,
 )
 from .errors import (
     LedgerDecodeError as LedgerDecodeError,
@@ -39,6 +51,9 @@ from .errors import (
     LedgerWriteFailed as LedgerWriteFailed,
 )
 from .errors import (
+    MissingDependency as MissingDependency,
+)
+from .errors import (
     RuleViolation as RuleViolation,
 )
 from .errors import (
@@ -49,6 +64,9 @@ from .errors import (
 )
 from .errors import (
     StoreUnavailable as StoreUnavailable,
+)
+from .errors import (
+    UnsafeLocation as UnsafeLocation,
 )
 
 TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs ~4 ms
@@ -110,20 +128,25 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnchorError",
     "AppendResult",
+    "AuthenticationFailed",
     "CaseHandle",
     "CorruptionError",
     "Envelope",
     "EventError",
+    "EventTooLarge",
     "ForkSafetyError",
     "HeadMoved",
     "IdempotencyConflict",
+    "ImportSourceError",
     "Ledger",
     "LedgerDecodeError",
     "LedgerError",
     "LedgerFull",
     "LedgerNotFound",
     "LedgerWriteFailed",
+    "MissingDependency",
     "Plan",
     "Recorder",
     "RuleViolation",
@@ -132,6 +155,7 @@ __all__ = [
     "RunPruned",
     "StorageError",
     "StoreUnavailable",
+    "UnsafeLocation",
     "VerifyReport",
     "__version__",
     "merge",

@@ -16,7 +16,7 @@ import json
 import os
 from typing import Any, NamedTuple
 
-from .errors import LedgerError
+from .errors import AnchorError as AnchorError
 from .fsync import fsync_dir as fsync_dir  # ledger.backup imports it from here
 
 __all__ = [
@@ -31,10 +31,6 @@ __all__ = [
 
 ANCHOR_FORMAT = "results-ledger-anchor/1"
 _HEX = frozenset("0123456789abcdef")
-
-
-class AnchorError(LedgerError):
-    """An anchor or manifest file that cannot be read or used."""
 
 
 class Reference(NamedTuple):

@@ -1,13 +1,16 @@
 """The one exception tree of the ledger.
 
 Library code raises these; only ``cli`` turns them into ``error:`` lines and exit codes,
-so every message here is written to be read by a user: what, where, how to fix.
+so every message here is written to be read by a user: what, where, how to fix. Every
+error class of the ``ledger`` package is defined here (one left: ``BackupError`` still
+lives in ``ledger.backup``); those of ``projections`` are in ``projections.errors``,
+under the same root::
 
     LedgerError
     ├── LedgerNotFound            a path that holds no ledger (a typo must not start one)
     ├── EventError                input refused; nothing of the batch was appended
     │   ├── LedgerDecodeError     bytes or JSON that are not a valid event
-    │   ├── RuleViolation         a DESIGN §2 rule broken at append
+    │   ├── RuleViolation         an append-time rule broken (docs/architecture.md)
     │   │   ├── IdempotencyConflict   same id, other content
     │   │   └── RunClosed             a late event for a run that was already closed
     │   └── EventTooLarge         over the size or nesting limit
@@ -22,23 +25,33 @@ so every message here is written to be read by a user: what, where, how to fix.
     │       │                     re-sending it is safe (ids derive from content)
     │       └── AuthenticationFailed  the server refused the credentials
     ├── ForkSafetyError           a Ledger used in a forked child
-    └── UnsafeLocation            network file system without the opt-in
+    ├── UnsafeLocation            network file system without the opt-in
+    ├── AnchorError               an anchor or manifest that cannot be read or used
+    ├── BackupError               a backup or restore refused (ledger.backup)
+    ├── ImportSourceError         a foreign source (CSV, ORFS, MLflow, Optuna) refused,
+    │   │                         naming file:line and the column or field
+    │   └── MissingDependency     an importer's peer library is not installed
+    └── (projections.errors)      ProjectionError, RulesError, ExportError,
+                                  AnalyticsError, ConfigError, SqlError and their subclasses
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AnchorError",
     "CorruptionError",
     "EventError",
     "EventTooLarge",
     "ForkSafetyError",
     "HeadMoved",
     "IdempotencyConflict",
+    "ImportSourceError",
     "LedgerDecodeError",
     "LedgerError",
     "LedgerFull",
     "LedgerNotFound",
     "LedgerWriteFailed",
+    "MissingDependency",
     "RuleViolation",
     "RunClosed",
     "StorageError",
@@ -161,3 +174,42 @@ class ForkSafetyError(LedgerError):
 
 class UnsafeLocation(LedgerError):
     pass
+
+
+class AnchorError(LedgerError):
+    """An anchor or manifest file that cannot be read or used."""
+
+
+class ImportSourceError(LedgerError):
+    """A foreign source that cannot be imported; nothing of it was returned.
+
+    ``where`` is ``file:line`` (or a store location), ``field`` the column or key at fault
+    and ``label`` how the source calls it (``column`` for tables, ``field`` for JSON).
+    The message reads ``where: column 'x': detail`` so the CLI prints it as is.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        where: str | None = None,
+        field: str | None = None,
+        label: str = "field",
+    ) -> None:
+        self.detail = detail
+        self.where = where
+        self.field = field
+        parts = [p for p in (where, f"{label} {field!r}" if field else None) if p]
+        parts.append(detail)
+        super().__init__(": ".join(parts))
+
+
+class MissingDependency(ImportSourceError):
+    """The peer tool's client is not installed; says which extra to install."""
+
+    def __init__(self, tool: str, extra: str, exc: BaseException | None = None):
+        why = f" ({exc})" if exc else ""
+        super().__init__(
+            f"importing from {tool} needs its client library{why}; "
+            f"install it with: pip install 'results-ledger[{extra}]'"
+        )

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import msgspec
 import numpy as np
 
-from .base import ProjectionError
+from .errors import PolicyError as PolicyError
 
 if TYPE_CHECKING:
     from .dag import StudyDag
@@ -64,10 +64,6 @@ __all__ = [
 
 AGGREGATES = ("mean", "median", "best", "last")
 Direction = Literal["min", "max"]
-
-
-class PolicyError(ProjectionError):
-    """A ranking policy that cannot be used (bad syntax, unknown direction...)."""
 
 
 class Key(msgspec.Struct, frozen=True):

@@ -31,9 +31,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.errors import LedgerError
 from ledger.importers.orfs_time import TimeUnit, normalise_timing
 from ledger.numbers import is_number
+from projections.errors import RulesError as RulesError
 
 from .comparisons import COMPARISONS
 
@@ -50,10 +50,6 @@ __all__ = [
 ]
 
 OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
-
-
-class RulesError(LedgerError):
-    """A rules file that cannot be read; names the file and the rule."""
 
 
 # -- rules -------------------------------------------------------------------------

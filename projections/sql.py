@@ -37,7 +37,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ledger import Ledger
-from ledger.errors import LedgerError
+from projections.errors import SqlError as SqlError
+from projections.errors import SqlRefused as SqlRefused
+from projections.errors import SqlUnavailable as SqlUnavailable
 
 from .base import UnknownStudy, build_many, resolve_as_of
 
@@ -62,22 +64,6 @@ __all__ = [
 TABLES = ("cases", "runs", "metrics", "events")
 EVENTS_COLUMNS = ("seq", "ts", "type", "study", "case", "run", "id")
 _ALLOWED = "one SELECT statement (WITH, DESCRIBE, SUMMARIZE and SHOW are fine)"
-
-
-class SqlError(LedgerError):
-    """DuckDB refused or failed the query; the message is DuckDB's, on one line."""
-
-
-class SqlRefused(SqlError):
-    """A statement that would write, attach a database, load an extension or touch a
-    file; nothing ran."""
-
-
-class SqlUnavailable(SqlError):
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(
-            f"ledger sql needs DuckDB ({exc}); install it with: pip install 'results-ledger[sql]'"
-        )
 
 
 def query(

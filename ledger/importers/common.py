@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import ImportSourceError as ImportSourceError
+from ledger.errors import MissingDependency as MissingDependency
 from ledger.numbers import is_number as is_number  # the importers' one number test
 
 __all__ = [
@@ -43,42 +44,7 @@ Progress = Callable[[int, "int | None"], None]
 ``None`` when unknown). Units are the importer's (bytes of a file, runs of a store)."""
 
 
-class ImportSourceError(LedgerError):
-    """A foreign source that cannot be imported; nothing of it was returned.
-
-    ``where`` is ``file:line`` (or a store location), ``field`` the column or key at fault
-    and ``label`` how the source calls it (``column`` for tables, ``field`` for JSON).
-    The message reads ``where: column 'x': detail`` so the CLI prints it as is.
-    """
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        where: str | None = None,
-        field: str | None = None,
-        label: str = "field",
-    ) -> None:
-        self.detail = detail
-        self.where = where
-        self.field = field
-        parts = [p for p in (where, f"{label} {field!r}" if field else None) if p]
-        parts.append(detail)
-        super().__init__(": ".join(parts))
-
-
 ImportError_ = ImportSourceError  # the name the issue uses; ``ImportError`` is a builtin
-
-
-class MissingDependency(ImportSourceError):
-    """The peer tool's client is not installed; says which extra to install."""
-
-    def __init__(self, tool: str, extra: str, exc: BaseException | None = None):
-        why = f" ({exc})" if exc else ""
-        super().__init__(
-            f"importing from {tool} needs its client library{why}; "
-            f"install it with: pip install 'results-ledger[{extra}]'"
-        )
 
 
 @dataclass

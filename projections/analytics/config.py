@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from ledger.errors import LedgerError
+from projections.errors import ConfigError as ConfigError
 
 __all__ = [
     "CONFIG_NAME",
@@ -50,10 +50,6 @@ CONFIG_NAME = "ledger.toml"
 OUTLIER_METHODS = ("iqr", "zscore", "modified-z", "bounds")
 # The factor each outlier rule uses when the file and the flags name none.
 DEFAULT_FACTORS = {"iqr": 1.5, "zscore": 3.0, "modified-z": 3.5}
-
-
-class ConfigError(LedgerError):
-    """A ``ledger.toml`` that cannot be used; the message names the file and field."""
 
 
 class AnalyticsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -49,8 +49,7 @@ import msgspec
 import numpy as np
 
 from projections.comparisons import COMPARISONS
-
-from .stats import AnalyticsError
+from projections.errors import QueryError as QueryError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -108,11 +107,6 @@ _RUN_TYPES = {
     "error": "str",
     "finished_seq": "int",
 }
-
-
-class QueryError(AnalyticsError):
-    """A query that cannot be answered as asked: an unknown study, stage, case, ECO,
-    param or metric, a bad operator or aggregate. The message lists what exists."""
 
 
 def _known(names: Iterable[Any], limit: int = 12) -> str:

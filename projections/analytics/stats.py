@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ledger.errors import LedgerError
+from projections.errors import AnalyticsError as AnalyticsError
 
 __all__ = [
     "AnalyticsError",
@@ -42,18 +42,6 @@ __all__ = [
     "grouped",
     "split_groups",
 ]
-
-
-class AnalyticsError(LedgerError):
-    """Input the analytics cannot use: a wrong shape, type or parameter.
-
-    The message names the argument and says how to fix it; ``argument`` holds the
-    argument's name for programs.
-    """
-
-    def __init__(self, message: str, *, argument: str | None = None) -> None:
-        self.argument = argument
-        super().__init__(message)
 
 
 # ---------------------------------------------------------------------------- results

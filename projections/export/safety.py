@@ -5,7 +5,7 @@ formulas (OWASP "CSV injection"), a study name chooses a folder name, and a conf
 carry a credential. Everything that turns ledger data into something a user opens goes
 through this module, so the rules live in one place and the tests can hold them.
 
-Errors:
+Errors (defined in ``projections.errors``, re-exported here):
 
     ledger.errors.LedgerError
     └── ExportError           an export cannot be written as asked
@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import LedgerError
+from projections.errors import ExportError as ExportError
+from projections.errors import UnsafePathError as UnsafePathError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,14 +48,6 @@ __all__ = [
     "short_hash",
     "unneutralise_cell",
 ]
-
-
-class ExportError(LedgerError):
-    """An export cannot be written as asked; nothing was written under the final name."""
-
-
-class UnsafePathError(ExportError):
-    """A name or path would land outside the output folder, or on a planted symlink."""
 
 
 # --------------------------------------------------------------------------- cells

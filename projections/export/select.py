@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.errors import LedgerDecodeError
 from ledger.events import STATUSES
 from projections.comparisons import COMPARISONS
-from projections.export.safety import ExportError
+from projections.errors import SelectionError as SelectionError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,10 +70,6 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _ORDERED_OPS = {">", ">=", "<", "<="}
 _EXAMPLES = "e.g. 'stage>=1', 'status=completed,failed', 'case=base*', 'ts>=2024-05-01'"
-
-
-class SelectionError(ExportError):
-    """A ``--where`` or ``--fields`` expression that cannot be used."""
 
 
 @dataclass(frozen=True)

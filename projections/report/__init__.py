@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ledger import Ledger
-from projections.base import ProjectionError
+from projections.errors import ReportError as ReportError
 
 from .context import Context, Options
 
@@ -61,10 +61,6 @@ TOC = (
     ("provenance", "Provenance"),
 )
 SECTIONS = ("header",) + tuple(s for s, _ in TOC)
-
-
-class ReportError(ProjectionError):
-    """The report cannot be written where asked."""
 
 
 class ReportInfo(NamedTuple):

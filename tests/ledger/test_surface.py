@@ -159,7 +159,13 @@ def test_cli_help_and_append_do_not_load_scipy_or_pyarrow(tmp_path):
 def test_public_names_are_locked():
     assert sorted(ledger.__all__) == sorted(
         [
+            "AnchorError",
             "AppendResult",
+            "AuthenticationFailed",
+            "EventTooLarge",
+            "ImportSourceError",
+            "MissingDependency",
+            "UnsafeLocation",
             "CaseHandle",
             "CorruptionError",
             "Envelope",
