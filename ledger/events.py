@@ -95,13 +95,26 @@ class CaseCreated(_Base, tag="case_created", kw_only=True, omit_defaults=True, g
 
 
 class EcoApplied(_Base, tag="eco_applied", kw_only=True, omit_defaults=True, gc=False):
+    """A case made by applying an ECO to one parent (``parent``) or to several
+    (``parents``, a list: a merge of survivors); every edge is labelled with the ECO.
+    Exactly one of the two is given (a rule at append). ``parents`` is the newer,
+    optional field, last: an event without it encodes exactly as before it existed."""
+
     TYPE: ClassVar[str] = "eco_applied"
     case: Name
-    parent: Name
+    parent: Union[Name, None] = None
     eco: Name
     eco_class: Union[str, None] = None
     params: Union[dict[str, Any], None] = None
     stage: Union[NonNegative, None] = None
+    parents: Union[list[Name], None] = None
+
+    @property
+    def parent_ids(self) -> list[str]:
+        """The parents, whichever field names them."""
+        if self.parents is not None:
+            return list(self.parents)
+        return [] if self.parent is None else [self.parent]
 
 
 class RunStarted(_Base, tag="run_started", kw_only=True, omit_defaults=True, gc=False):

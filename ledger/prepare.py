@@ -63,6 +63,7 @@ _REDACTABLE = {
     "case_created": ("params",),
     "eco_applied": ("params",),
     "run_started": ("config", "provenance"),
+    "artifact_recorded": ("uri",),
 }
 _NESTED = {
     "study_created": ("config",),
@@ -71,6 +72,7 @@ _NESTED = {
     "run_started": ("config", "provenance"),
     "run_finished": ("resources",),
     "selection_recorded": ("policy",),
+    "artifact_recorded": ("uri",),
 }
 
 

@@ -302,7 +302,7 @@ class Recorder:
 
     def derive(
         self,
-        parent: str | CaseHandle,
+        parent: str | CaseHandle | list[str | CaseHandle],
         *,
         eco: str,
         case: str | None = None,
@@ -311,26 +311,35 @@ class Recorder:
         stage: int | None = None,
         ts: Stamp = None,
     ) -> CaseHandle:
-        """Create a child case by applying an ECO (a change) to ``parent``; ``ts``: when;
-        default now."""
-        parent_id = parent.id if isinstance(parent, CaseHandle) else parent
-        parent_info = self.state.cases.get(parent_id)
-        if parent_info is None:
-            raise RuleViolation(
-                f"parent case {parent_id!r} is not declared in study {self.study!r}",
-                event_type="eco_applied",
-                field="parent",
-            )
-        child = case or f"{parent_id}+{eco}"
+        """Create a child case by applying an ECO (a change) to ``parent`` — or to a list
+        of parents (a merge of survivors; every edge is labelled with the ECO). The
+        child is ``case``, by default ``"{parent}+{eco}"`` (the parents joined by ``+``);
+        its stage defaults to the parents' highest + 1. ``ts``: when; default now."""
+        many = isinstance(parent, (list, tuple))
+        given = list(parent) if isinstance(parent, (list, tuple)) else [parent]
+        parent_ids = [p.id if isinstance(p, CaseHandle) else p for p in given]
+        stages = []
+        for i, name in enumerate(parent_ids):
+            info = self.state.cases.get(name)
+            if info is None:
+                raise RuleViolation(
+                    f"parent case {name!r} is not declared in study {self.study!r}",
+                    event_type="eco_applied",
+                    field=f"parents[{i}]" if many else "parent",
+                )
+            stages.append(info["stage"])
+        child = case or "+".join([*parent_ids, eco])
         event = checked(
             EcoApplied(
                 study=self.study,
                 case=child,
-                parent=parent_id,
+                # one parent keeps the field an older ledger holds: the same bytes
+                parent=parent_ids[0] if len(parent_ids) == 1 else None,
+                parents=parent_ids if len(parent_ids) != 1 else None,
                 eco=eco,
                 eco_class=eco_class,
                 params=dict(params) if params else None,
-                stage=parent_info["stage"] + 1 if stage is None else integer(stage, "stage"),
+                stage=max(stages, default=-1) + 1 if stage is None else integer(stage, "stage"),
                 ts=stamp(ts),
             )
         )

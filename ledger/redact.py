@@ -6,7 +6,13 @@ replaced before the id, the hash and the stored bytes are computed. Keys are spl
 words on ``_``, ``-``, ``.``, spaces and camelCase, and matched as whole words, so
 ``auth_token`` is redacted and ``max_tokens`` or ``key_dim`` are kept. The same key rule
 applies inside strings (``--api-key=...`` in a command line, ``password: ...``) and to
-the value after a secret-named flag in a list (``["--password", "..."]``).
+the value after a secret-named flag in a list (``["--password", "..."]``) or in a
+command line kept as one string (``"train.py --password ..."``: that value only is
+replaced, so the rest of the command line stays readable).
+
+An artifact's ``uri`` keeps its location: only the credentials in it are replaced (a
+password in ``scheme://user:password@host``, secret-named query parameters such as
+``token=`` or ``X-Amz-Credential=``, and credential shapes).
 
 Every value of every appended config is scanned, so the scan must stay linear and cheap:
 each credential shape is tried only when its literal prefix occurs (``str.find`` speed),
@@ -28,6 +34,8 @@ __all__ = [
     "needs_redaction",
     "redact",
     "redact_fields",
+    "redact_flag_values",
+    "redact_uri",
 ]
 
 REDACTED = "[redacted]"
@@ -100,6 +108,15 @@ _URL_CREDENTIALS = r"://[^/\s:@]{0,256}:[^/\s@]{1,256}@"
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _KEY_HINTS = ("key", "secret", "passw", "token", "auth", "credential", "passphrase")
 _FLAG = r"-{1,2}([A-Za-z][A-Za-z0-9_.\-]{0,63})"
+# A flag and its value inside a command line: ``--password VALUE`` (a quoted value too).
+_FLAG_VALUE = (
+    r"(?:^|(?<=\s))(-{1,2}([A-Za-z][A-Za-z0-9_.\-]{0,63}))(\s{1,8})"
+    r"(\"[^\"]{0,4096}\"|'[^']{0,4096}'|(?!-)[^\s\"']{1,4096})"
+)
+# Credentials inside a URI: the password of ``user:password@``, a query parameter.
+_URI_PASSWORD = r"(://[^/\s:@]{0,256}:)[^/\s@]{1,256}@"
+_URI_PARAM = r"([?&;])([^=&;#\s]{1,128})=([^&;#\s]{1,8192})"
+_URI_SECRET_PARAMS = frozenset({"sig", "signature", "x-amz-signature", "x-goog-signature"})
 
 
 def _words(key: str) -> list[str]:
@@ -154,6 +171,46 @@ def _url_with_password(value: str) -> bool:
     return False
 
 
+def redact_flag_values(value: str) -> str:
+    """``value`` with the value of every secret-named flag replaced in place
+    (``train.py --password [redacted] --lr 0.1``); the same string when there is none."""
+    if "-" not in value or not _re(_KEY_HINT).search(value.lower()):
+        return value  # the common case: no flag, or no secret-looking word at all
+
+    def sub(m: re.Match[str]) -> str:
+        if not is_secret_key(m.group(2)) or m.group(4) == REDACTED:
+            return m.group(0)
+        return m.group(1) + m.group(3) + REDACTED
+
+    new = _re(_FLAG_VALUE).sub(sub, value)
+    return value if new == value else new
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with its credentials replaced and its location kept; the same string when
+    it holds none."""
+    new = _re(_URI_PASSWORD).sub(lambda m: m.group(1) + REDACTED + "@", uri)
+    if "=" in new:
+
+        def param(m: re.Match[str]) -> str:
+            name = m.group(2)
+            if m.group(3) == REDACTED or not (
+                is_secret_key(name) or name.lower() in _URI_SECRET_PARAMS
+            ):
+                return m.group(0)
+            return f"{m.group(1)}{name}={REDACTED}"
+
+        new = _re(_URI_PARAM).sub(param, new)
+    for literal, shape in _BY_LITERAL:
+        if literal in new:
+            new = _re(shape).sub(REDACTED, new)
+    return uri if new == uri else new
+
+
+# Top-level string fields redacted in place rather than replaced whole.
+_IN_PLACE = {"uri": redact_uri}
+
+
 def _flag_name(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("-"):
         m = _re(_FLAG).fullmatch(value)
@@ -173,48 +230,65 @@ def _scan(obj: Any, path: str, found: list[str]) -> Any:
     plain values costs one type check per value.
     """
     if isinstance(obj, str):
-        if obj != REDACTED and looks_like_secret(obj):
-            found.append(path)
-            return REDACTED
-        return obj
+        return _scan_str(obj, path, found)
     if isinstance(obj, dict):
-        out: dict[Any, Any] | None = None
-        for key, value in obj.items():
-            if value is None:
-                continue
-            if isinstance(key, str) and is_secret_key(key):
-                if isinstance(value, str) and value == REDACTED:
-                    continue
-                new: Any = REDACTED
-                found.append(_join(path, key))
-            elif isinstance(value, (str, dict, list)):
-                new = _scan(value, _join(path, key), found)
-            else:
-                continue
-            if new is not value:
-                if out is None:
-                    out = dict(obj)
-                out[key] = new
-        return obj if out is None else out
+        return _scan_dict(obj, path, found)
     if isinstance(obj, list):
-        items: list[Any] | None = None
-        secret_next = False
-        for i, value in enumerate(obj):
-            name = _flag_name(value)
-            if secret_next and value is not None and value != REDACTED and name is None:
-                new = REDACTED
-                found.append(f"{path}[{i}]")
-            elif isinstance(value, (str, dict, list)):
-                new = _scan(value, f"{path}[{i}]", found)
-            else:
-                new = value
-            secret_next = name is not None and is_secret_key(name)
-            if new is not value:
-                if items is None:
-                    items = list(obj)
-                items[i] = new
-        return obj if items is None else items
+        return _scan_list(obj, path, found)
     return obj
+
+
+def _scan_str(obj: str, path: str, found: list[str]) -> str:
+    if obj == REDACTED:
+        return obj
+    if looks_like_secret(obj):
+        found.append(path)
+        return REDACTED
+    new = redact_flag_values(obj)  # a command line: its secret flag values only
+    if new is not obj:
+        found.append(path)
+    return new
+
+
+def _scan_dict(obj: dict[Any, Any], path: str, found: list[str]) -> dict[Any, Any]:
+    out: dict[Any, Any] | None = None
+    for key, value in obj.items():
+        if value is None:
+            continue
+        if isinstance(key, str) and is_secret_key(key):
+            if isinstance(value, str) and value == REDACTED:
+                continue
+            new: Any = REDACTED
+            found.append(_join(path, key))
+        elif isinstance(value, (str, dict, list)):
+            new = _scan(value, _join(path, key), found)
+        else:
+            continue
+        if new is not value:
+            if out is None:
+                out = dict(obj)
+            out[key] = new
+    return obj if out is None else out
+
+
+def _scan_list(obj: list[Any], path: str, found: list[str]) -> list[Any]:
+    items: list[Any] | None = None
+    secret_next = False
+    for i, value in enumerate(obj):
+        name = _flag_name(value)
+        if secret_next and value is not None and value != REDACTED and name is None:
+            new = REDACTED
+            found.append(f"{path}[{i}]")
+        elif isinstance(value, (str, dict, list)):
+            new = _scan(value, f"{path}[{i}]", found)
+        else:
+            new = value
+        secret_next = name is not None and is_secret_key(name)
+        if new is not value:
+            if items is None:
+                items = list(obj)
+            items[i] = new
+    return obj if items is None else items
 
 
 def redact(obj: Any, *, path: str = "", found: list[str] | None = None) -> tuple[Any, list[str]]:
@@ -232,12 +306,19 @@ def needs_redaction(obj: Any) -> bool:
 
 
 def redact_fields(fields: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """Redact several named top-level fields at once (``config``, ``params``...)."""
+    """Redact several named top-level fields at once (``config``, ``params``...); a
+    ``uri`` keeps its location (``redact_uri``)."""
     out: dict[str, Any] = {}
     found: list[str] = []
     for name, value in fields:
-        if value is not None:
-            new = _scan(value, name, found)
+        if value is None:
+            continue
+        if name in _IN_PLACE and isinstance(value, str):
+            new = _IN_PLACE[name](value)
             if new is not value:
-                out[name] = new
+                found.append(name)
+        else:
+            new = _scan(value, name, found)
+        if new is not value:
+            out[name] = new
     return out, found

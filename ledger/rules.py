@@ -120,7 +120,7 @@ def ref_keys(events: Any) -> set[bytes]:
 _NAME_FIELDS = {
     "study_created": ("study",),
     "case_created": ("study", "case"),
-    "eco_applied": ("study", "case", "parent"),
+    "eco_applied": ("study", "case"),
     "run_started": ("study", "case", "run"),
     "metrics_recorded": ("study", "run"),
     "run_finished": ("study", "run"),
@@ -130,35 +130,60 @@ _NAME_FIELDS = {
 }
 
 
+_LIST_FIELDS = {
+    "case_created": ("parents",),
+    "eco_applied": ("parents",),
+    "selection_recorded": ("survivors",),
+}
+
+
 def check_names(ev: Any, seen: set[str] | None = None) -> None:
     """Ids are printable (no control characters); msgspec already bounds their length.
+    An ``eco_applied`` names its parents one way: ``parent``, or ``parents`` (a list of
+    distinct cases), not both.
 
     ``seen`` remembers names already found printable, so a batch of metrics for a few
     runs checks each name once.
     """
-    for field in _NAME_FIELDS[ev.TYPE]:
+    tag = ev.TYPE
+    for field in _NAME_FIELDS[tag]:
         value = getattr(ev, field)
         if seen is not None:
             if value in seen:
                 continue
             seen.add(value)
-        if not value.isprintable():
-            raise RuleViolation(
-                f"`{field}` {value!r} contains control characters; ids are 1-256 printable "
-                "characters",
-                event_type=ev.TYPE,
-                field=field,
-            )
-    if ev.TYPE not in ("case_created", "selection_recorded"):
-        return
-    for field in ("parents", "survivors"):
+        _printable(ev, field, value)
+    if tag == "eco_applied":
+        _check_eco_parents(ev)
+        if ev.parent is not None:
+            _printable(ev, "parent", ev.parent)
+    for field in _LIST_FIELDS.get(tag, ()):
         for i, value in enumerate(getattr(ev, field, None) or ()):
-            if not value.isprintable():
-                raise RuleViolation(
-                    f"`{field}[{i}]` {value!r} contains control characters",
-                    event_type=ev.TYPE,
-                    field=f"{field}[{i}]",
-                )
+            _printable(ev, f"{field}[{i}]", value)
+
+
+def _printable(ev: Any, field: str, value: str) -> None:
+    if not value.isprintable():
+        raise RuleViolation(
+            f"`{field}` {value!r} contains control characters; ids are 1-256 printable characters",
+            event_type=ev.TYPE,
+            field=field,
+        )
+
+
+def _check_eco_parents(ev: Any) -> None:
+    if ev.parent is not None and ev.parents is not None:
+        raise _fail(ev, "give `parent` or `parents` (a list), not both", "parents")
+    if ev.parent is None and ev.parents is None:
+        raise _fail(ev, "missing field `parent` (or `parents`, a list)", "parent")
+    if ev.parents is not None:
+        if not ev.parents:
+            raise _fail(ev, "`parents` is empty; an ECO applies to at least one case", "parents")
+        seen: set[str] = set()
+        for i, parent in enumerate(ev.parents):
+            if parent in seen:
+                raise _fail(ev, f"`parents` names {parent!r} twice", f"parents[{i}]")
+            seen.add(parent)
 
 
 def _fail(ev: Any, message: str, field: str | None = None) -> RuleViolation:
@@ -240,18 +265,26 @@ def _check_case(ev: CaseCreated, seq: int, digest: bytes, state: RefState) -> No
 
 
 def _check_eco(ev: EcoApplied, seq: int, digest: bytes, state: RefState) -> None:
+    """Every parent exists (and is not the case itself); the stage defaults to the
+    parents' highest + 1."""
     _need_study(ev, state)
-    parent = state.case(ev.study, ev.parent)
-    if parent is None:
-        raise _fail(
-            ev,
-            f"parent case {ev.parent!r} does not exist in study {ev.study!r}; "
-            "create parents before their children",
-            "parent",
-        )
-    if ev.parent == ev.case:
-        raise _fail(ev, f"case {ev.case!r} cannot be its own parent", "parent")
-    _new_case(ev, seq, state, parent[0] + 1 if ev.stage is None else ev.stage)
+    _check_eco_parents(ev)
+    several = ev.parents is not None
+    stages = []
+    for i, name in enumerate(ev.parent_ids):
+        field = f"parents[{i}]" if several else "parent"
+        if name == ev.case:
+            raise _fail(ev, f"case {ev.case!r} cannot be its own parent", field)
+        parent = state.case(ev.study, name)
+        if parent is None:
+            raise _fail(
+                ev,
+                f"parent case {name!r} does not exist in study {ev.study!r}; "
+                "create parents before their children",
+                field,
+            )
+        stages.append(parent[0])
+    _new_case(ev, seq, state, max(stages) + 1 if ev.stage is None else ev.stage)
 
 
 def _check_run_started(ev: RunStarted, seq: int, digest: bytes, state: RefState) -> None:

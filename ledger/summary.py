@@ -120,8 +120,10 @@ def _fold_into(studies: dict[str, StudyState], envelopes: Iterable[Any]) -> None
         elif tag == "case_created":
             st.cases[ev.case] = {"stage": ev.stage, "params": ev.params or {}, "seq": env.seq}
         elif tag == "eco_applied":
-            parent = st.cases.get(ev.parent, {"stage": 0})
-            stage = parent["stage"] + 1 if ev.stage is None else ev.stage
+            if ev.stage is not None:
+                stage = ev.stage
+            else:
+                stage = 1 + max(st.cases.get(p, {"stage": 0})["stage"] for p in ev.parent_ids)
             st.cases[ev.case] = {"stage": stage, "params": ev.params or {}, "seq": env.seq}
         elif tag == "run_started":
             st.runs[ev.run] = RunState(

@@ -1,8 +1,8 @@
 """The case DAG: studies, their cases, and the lineage that ECOs draw between them.
 
 A case is created by ``case_created`` (any number of parents, edges unlabelled) or by
-``eco_applied`` (one parent, the edge labelled with the ECO). Stage defaults to the
-parent's stage + 1 for an ECO child; depth is the length of the longest path from a
+``eco_applied`` (one parent, or several: a merge; every edge labelled with the ECO).
+Stage defaults to the parents' highest stage + 1 for an ECO child; depth is the length of the longest path from a
 root (a case without parents), fixed when the case is created because parents always
 come first. The study's own record (objectives, description, config) lives here too:
 it is the root the DAG hangs from.
@@ -217,17 +217,17 @@ class DagProjection(BaseProjection):
                 dag = self._dag(ev.study)
                 if ev.case in dag.nodes:
                     continue
-                parent = dag.nodes.get(ev.parent)
+                parents = ev.parent_ids
                 if ev.stage is not None:
                     stage = ev.stage
-                else:
-                    stage = parent.stage + 1 if parent is not None else 1
+                else:  # the parents' highest stage + 1 (a parent not seen counts as 0)
+                    stage = 1 + max((self._stage(dag, p) for p in parents), default=0)
                 dag._add(
                     CaseNode(
                         ev.case,
-                        [ev.parent],
+                        parents,
                         stage,
-                        self._depth(dag, [ev.parent]),
+                        self._depth(dag, parents),
                         env.seq,
                         env.ts,
                         ev.eco,
@@ -247,6 +247,11 @@ class DagProjection(BaseProjection):
                         ev.config,
                         ev.tags,
                     )
+
+    @staticmethod
+    def _stage(dag: StudyDag, case: str) -> int:
+        node = dag.nodes.get(case)
+        return node.stage if node is not None else 0
 
     @staticmethod
     def _depth(dag: StudyDag, parents: list[str]) -> int:
@@ -305,7 +310,8 @@ def render_text(dag: StudyDag) -> str:
         branch = "" if root else ("└── " if last else "├── ")
         if case in shown:
             where = f"under {shown[case]}" if shown[case] else "as a root"
-            lines.append(f"{prefix}{branch}{case}  (also a child of {parent}; drawn {where})")
+            eco = f", eco {node.eco}" if node.eco is not None else ""
+            lines.append(f"{prefix}{branch}{case}  (also a child of {parent}{eco}; drawn {where})")
             continue
         shown[case] = parent
         note = ""

@@ -112,7 +112,9 @@ def _summary(ev: object) -> str:
             f" parents={','.join(parents)}" if parents else ""
         )
     if tag == "eco_applied":
-        return f"case={get('case')} parent={get('parent')} eco={get('eco')}"
+        parents = get("parents")
+        named = f"parents={','.join(parents)}" if parents else f"parent={get('parent')}"
+        return f"case={get('case')} {named} eco={get('eco')}"
     if tag in ("run_invalidated",):
         return f"run={get('run')} reason={get('reason')!r}"
     if tag == "artifact_recorded":

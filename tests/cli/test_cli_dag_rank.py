@@ -286,3 +286,32 @@ def test_help_ends_with_an_example(name: str) -> None:
     res = CliRunner().invoke(cli, [name, "--help"])
     assert res.exit_code == 0
     assert "Example:" in res.stdout
+
+
+def test_dag_of_an_eco_merge_labels_every_edge(tmp_path) -> None:
+    """Issue 18: a case made from several parents carries the ECO that made it, in
+    every format, and ``log`` names its parents."""
+    path = str(tmp_path / "m.ledger")
+    merge = {"type": "eco_applied", "study": S, "case": "m", "parents": ["a", "b"],
+             "eco": "merge_best", "eco_class": "merge"}  # fmt: skip
+    with Ledger(path) as led:
+        led.append(events()[:4] + [merge])
+    text = run(path, "dag", "--study", S)
+    assert text.exit_code == 0, text.stderr
+    assert text.stdout.splitlines()[3:] == [
+        "│   └── m  [stage 2, eco merge_best (merge)]  (parents: a, b)",
+        "└── b  [stage 1, eco buffer]",
+        "    └── m  (also a child of b, eco merge_best; drawn under a)",
+    ]
+    out = json.loads(run(path, "dag", "--study", S, "--json").stdout)
+    assert [e for e in out["edges"] if e["child"] == "m"] == [
+        {"parent": "a", "child": "m", "eco": "merge_best"},
+        {"parent": "b", "child": "m", "eco": "merge_best"},
+    ]
+    dot = run(path, "dag", "-s", S, "--format", "dot").stdout.splitlines()
+    assert '  "a" -> "m" [label="merge_best"];' in dot
+    assert '  "b" -> "m" [label="merge_best"];' in dot
+    mermaid = run(path, "dag", "-s", S, "--format", "mermaid").stdout
+    assert mermaid.count("-->|merge_best|") == 2
+    log = run(path, "log").stdout.splitlines()
+    assert log[-1].endswith("case=m parents=a,b eco=merge_best")

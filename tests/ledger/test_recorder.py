@@ -272,3 +272,21 @@ def test_plan_done_for_one_seed(ledger_path):
     assert plan.done(case) and plan.done("c", seed=1) and plan.done(case, seed=np.int64(1))
     assert not plan.done("c", seed=2) and not plan.done("c", seed=3)
     assert plan.done("d") and not plan.done("d", seed=1)
+
+
+def test_derive_from_several_parents(ledger_path):
+    with Recorder(ledger_path, study="sw") as rec:
+        a = rec.case("a")
+        b = rec.case("b", stage=2)
+        m = rec.derive([a, b], eco="merge", eco_class="merge", params={"k": 1})
+        one = rec.derive([m], eco="polish")  # a list of one is a plain parent
+        assert (m.id, m.stage, one.id, one.stage) == ("a+b+merge", 3, "a+b+merge+polish", 4)
+        assert rec.derive([a, b], eco="merge", params={"k": 1}).id == m.id  # declared again
+        with pytest.raises(RuleViolation, match="parent case 'ghost' is not declared") as err:
+            rec.derive([a, "ghost"], eco="merge")
+        assert err.value.field == "parents[1]"
+    ecos = [e.event for e in _events(ledger_path) if e.event.TYPE == "eco_applied"]
+    assert [(e.case, e.parent, e.parents, e.stage) for e in ecos] == [
+        ("a+b+merge", None, ["a", "b"], 3),
+        ("a+b+merge+polish", "a+b+merge", None, 4),
+    ]

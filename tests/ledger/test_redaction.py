@@ -225,3 +225,92 @@ def test_the_id_is_derived_after_redaction(tmp_path):
         ledger.append([{"type": "study_created", "study": "s", "config": {"token": "a"}}])
         again = ledger.append([{"type": "study_created", "study": "s", "config": {"token": "b"}}])
         assert (again.appended, again.duplicates) == (0, 1)
+
+
+# -- issue 18: command lines kept as one string, and artifact URIs ---------------------------
+
+
+@pytest.mark.parametrize(
+    "value, stored",
+    [
+        ("train.py --password hunter2", "train.py --password [redacted]"),
+        ("train.py --password hunter2 --lr 0.1", "train.py --password [redacted] --lr 0.1"),
+        ("run --hf-token 'two words' -v", "run --hf-token [redacted] -v"),
+        ('run --db-passwd "x y" --seed 1', "run --db-passwd [redacted] --seed 1"),
+        ("run -api_key abc", "run -api_key [redacted]"),
+        # as before: an assignment or a credential shape replaces the whole value
+        ("train.py --token=hunter2 --lr 0.1", "[redacted]"),
+        ("train.py --wandb-api-key=abc", "[redacted]"),
+        # kept: no secret flag, or no value after it
+        ("train.py --max-tokens 512 --lr 0.1", "train.py --max-tokens 512 --lr 0.1"),
+        ("train.py --password --lr 0.1", "train.py --password --lr 0.1"),
+        ("train.py -p hunter2", "train.py -p hunter2"),
+        ("pass-through token count", "pass-through token count"),
+    ],
+)
+def test_secret_flag_values_inside_a_command_line(ledger, value, stored):
+    ledger.append(
+        [
+            {"type": "study_created", "study": "s", "config": {"cmd": value}},
+            {"type": "case_created", "study": "s", "case": "c", "params": {"cmd": value}},
+            {"type": "run_started", "study": "s", "case": "c", "run": "r",
+             "provenance": {"cmd": value}},
+        ]
+    )  # fmt: skip
+    study, case, run = (e.event for e in ledger.read())
+    assert study.config["cmd"] == case.params["cmd"] == run.provenance["cmd"] == stored
+    assert redact({"cmd": stored})[1] == []  # redacting again changes nothing
+
+
+@pytest.mark.parametrize(
+    "uri, stored",
+    [
+        ("https://user:s3cr3t@host/x", "https://user:[redacted]@host/x"),
+        ("postgresql://ml:pw@db:5432/runs", "postgresql://ml:[redacted]@db:5432/runs"),
+        (
+            "https://b.s3.example/k?X-Amz-Credential=AK%2Fx&X-Amz-Signature=ab12&X-Amz-Date=1",
+            "https://b.s3.example/k?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]"
+            "&X-Amz-Date=1",
+        ),
+        ("https://h/f?sig=abc&sv=2020&token=t0k", "https://h/f?sig=[redacted]&sv=2020&token=[redacted]"),
+        ("https://ghp_CANARYcanaryCANARYcanaryCANARYcanary12@github.com/o/r.git",
+         "https://[redacted]@github.com/o/r.git"),
+        ("file:///tmp/ckpt.pt", "file:///tmp/ckpt.pt"),
+        ("s3://bucket/run-1/token-count.json", "s3://bucket/run-1/token-count.json"),
+        ("https://x/commit/" + SHA, "https://x/commit/" + SHA),
+    ],
+)  # fmt: skip
+def test_artifact_uris_keep_their_location_and_lose_their_credentials(ledger, uri, stored):
+    ledger.append(
+        [
+            {"type": "study_created", "study": "s"},
+            {"type": "case_created", "study": "s", "case": "c"},
+            {"type": "run_started", "study": "s", "case": "c", "run": "r"},
+        ]
+    )
+    result = ledger.append(
+        [{"type": "artifact_recorded", "study": "s", "run": "r", "name": "a", "uri": uri}]
+    )
+    (env,) = list(ledger.read(3))
+    assert env.event.uri == stored
+    assert result.redacted == ([] if stored == uri else ["event 1 of the batch: uri"])
+    kept = ledger.append(
+        [{"type": "artifact_recorded", "study": "s", "run": "r", "name": "b", "uri": uri}],
+        redact=False,
+    )
+    assert kept.redacted == [] and list(ledger.read(4))[0].event.uri == uri  # the opt-out
+
+
+def test_the_recorder_redacts_command_lines_and_artifact_uris(tmp_path):
+    from ledger import Recorder
+
+    path = str(tmp_path / "r.ledger")
+    with Recorder(path, study="s") as rec:
+        with rec.case("c").run(provenance={"cmd": "train.py --password hunter2"}) as run:
+            run.artifact("ckpt", "https://user:s3cr3t@host/x")
+    assert b"hunter2" not in open(tmp_path / "r.ledger" / "data.mdb", "rb").read()
+    assert b"s3cr3t" not in open(tmp_path / "r.ledger" / "data.mdb", "rb").read()
+    with Ledger(path, create=False) as led:
+        evs = {e.event.TYPE: e.event for e in led.read()}
+    assert evs["run_started"].provenance == {"cmd": "train.py --password [redacted]"}
+    assert evs["artifact_recorded"].uri == "https://user:[redacted]@host/x"

@@ -159,3 +159,57 @@ def test_dot_and_mermaid_escape_ids(ledger) -> None:
         '  n1["a#124;b#lt;c#gt;<br/>stage 1, eco e#35;1"]',
         "  n0 -->|e#35;1| n1",
     ]
+
+
+# -- issue 18: an ECO applied to several parents (a merge of survivors) ------------------
+
+
+def merge_stream() -> Stream:
+    s = Stream("chip").created()
+    s.case("base")
+    s.eco("a", "base", "resize", "sizing")
+    s.eco("b", "base", "buffer")
+    s._add("eco_applied", case="m", parents=["b", "a"], eco="merge_best", eco_class="merge")
+    s._add("eco_applied", case="n", parents=["m"], eco="polish")  # a list of one
+    return s
+
+
+def test_an_eco_with_several_parents_labels_every_edge(ledger) -> None:
+    ledger.append(merge_stream().events)
+    dag = build(ledger, DagProjection()).study("chip")
+    m = dag.node("m")
+    assert (m.parents, m.stage, m.eco, m.eco_class, m.depth) == (
+        ["b", "a"],
+        2,  # the parents' highest stage + 1
+        "merge_best",
+        "merge",
+        2,
+    )
+    assert (dag.node("n").parents, dag.node("n").stage) == (["m"], 3)
+    assert [(e.parent, e.child, e.eco) for e in dag.edges()] == [
+        ("a", "m", "merge_best"),
+        ("b", "m", "merge_best"),
+        ("base", "a", "resize"),
+        ("base", "b", "buffer"),
+        ("m", "n", "polish"),
+    ]
+    assert render_text(dag) == "\n".join(
+        [
+            "base  [stage 0]",
+            "├── a  [stage 1, eco resize (sizing)]",
+            "│   └── m  [stage 2, eco merge_best (merge)]  (parents: b, a)",
+            "│       └── n  [stage 3, eco polish]",
+            "└── b  [stage 1, eco buffer]",
+            "    └── m  (also a child of b, eco merge_best; drawn under a)",
+        ]
+    )
+    dot = render_dot(dag)
+    assert '  "a" -> "m" [label="merge_best"];' in dot
+    assert '  "b" -> "m" [label="merge_best"];' in dot
+    mermaid = render_mermaid(dag)
+    assert mermaid.count("-->|merge_best|") == 2
+    out = load_study(ledger, "chip").dag_dict()  # `dag --json` and study.json's edges
+    assert {"parent": "a", "child": "m", "eco": "merge_best"} in out["edges"]
+    assert {"parent": "b", "child": "m", "eco": "merge_best"} in out["edges"]
+    node = next(n for n in out["nodes"] if n["case"] == "m")
+    assert (node["parents"], node["eco"], node["eco_class"]) == (["b", "a"], "merge_best", "merge")

@@ -58,6 +58,7 @@ BY_KEY = {
 }
 KEPT = {"git_sha": SHA, "max_tokens": 4096, "key_dim": 64, "commit_url": f"https://x/commit/{SHA}"}
 NEEDLES = [n.encode() for n in (*SHAPED, *BY_KEY.values())]
+_EXTRA = range(9, 17)  # the canaries QZXcanaryKey09..16 of _events()
 
 
 def _events() -> list[dict]:
@@ -77,9 +78,19 @@ def _events() -> list[dict]:
             "case": "c",
             "run": "r",
             "config": {"argv": ["train", "--password", "QZXcanaryKey11"]},
-            "provenance": {"git_sha": SHA, "remote": "https://u:QZXcanaryKey12@git.example/x.git"},
+            "provenance": {
+                "git_sha": SHA,
+                "remote": "https://u:QZXcanaryKey12@git.example/x.git",
+                # issue 18: a command line kept as one string
+                "cmd": "train.py --password QZXcanaryKey13 --lr 0.1",
+            },
         },
-    ]
+        # issue 18: credentials in an artifact's URI (the URI keeps its location)
+        {"type": "artifact_recorded", "study": "s", "run": "r", "name": "ckpt",
+         "uri": "https://user:QZXcanaryKey14@store.example/ckpt.pt"},
+        {"type": "artifact_recorded", "study": "s", "run": "r", "name": "signed",
+         "uri": "https://b.s3.example/k.pt?X-Amz-Credential=QZXcanaryKey15&token=QZXcanaryKey16&v=2"},
+    ]  # fmt: skip
 
 
 def _found(folder: str) -> dict[str, list[str]]:
@@ -88,7 +99,7 @@ def _found(folder: str) -> dict[str, list[str]]:
     for root, _, files in os.walk(folder):
         for name in files:
             data = open(os.path.join(root, name), "rb").read()
-            for needle in NEEDLES + [f"QZXcanaryKey{i:02d}".encode() for i in range(9, 13)]:
+            for needle in NEEDLES + [f"QZXcanaryKey{i:02d}".encode() for i in _EXTRA]:
                 if needle in data:
                     hits.setdefault(needle.decode(), []).append(name)
     return hits
@@ -109,12 +120,21 @@ def test_r14_canaries_never_stored(tmp_path):
     with Ledger(path, create=False, readonly=True) as ledger:
         config = next(ledger.read()).event.config
         run = list(ledger.read())[2].event
+        artifacts = [e.event.uri for e in ledger.read(types=["artifact_recorded"])]
     assert {k: config[k] for k in KEPT} == KEPT
     assert all(config[k] == "[redacted]" for k in BY_KEY)
     assert config["notes"] == ["[redacted]"] * len(SHAPED)
     assert config["headers"] == {"Authorization": "[redacted]", "Accept": "json"}
     assert run.config == {"argv": ["train", "--password", "[redacted]"]}
-    assert run.provenance == {"git_sha": SHA, "remote": "[redacted]"}
+    assert run.provenance == {
+        "git_sha": SHA,
+        "remote": "[redacted]",
+        "cmd": "train.py --password [redacted] --lr 0.1",
+    }
+    assert artifacts == [
+        "https://user:[redacted]@store.example/ckpt.pt",
+        "https://b.s3.example/k.pt?X-Amz-Credential=[redacted]&token=[redacted]&v=2",
+    ]
     assert SHA.encode() in open(os.path.join(path, "data.mdb"), "rb").read()
 
     dest = str(tmp_path / "backup")
@@ -130,7 +150,7 @@ def test_r14_control_keep_secrets_stores_every_canary(tmp_path):
     path = str(tmp_path / "kept.ledger")
     assert _append_cli(path, tmp_path, "--keep-secrets").exit_code == 0
     assert sorted(_found(path)) == sorted(
-        {n.decode() for n in NEEDLES} | {f"QZXcanaryKey{i:02d}" for i in range(9, 13)}
+        {n.decode() for n in NEEDLES} | {f"QZXcanaryKey{i:02d}" for i in _EXTRA}
     )
 
 
