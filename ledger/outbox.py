@@ -190,32 +190,37 @@ class Outbox:
             self.buffer, self.aux = [], []
         if not batch and not aux:
             return 0, []
+        inflight = [batch, aux]  # as the commit rewrites it (runs moved, events dropped)
         try:
-            appended, refused = self._append(batch, aux)
+            appended, refused = self._append(inflight)
         except BaseException as exc:
+            batch, aux = inflight
             with self.lock:  # back in front of what was buffered meanwhile
                 self.buffer[:0] = batch
                 self.aux[:0] = aux
             if isinstance(exc, StoreUnavailable) and not isinstance(exc, AuthenticationFailed):
                 self._note_outage(exc)
             raise
-        self._note_recovery(len(batch))
+        self._note_recovery(len(inflight[0]))
         return appended, refused
 
-    def _append(self, batch: list[Any], aux: list[Aux]) -> tuple[int, list[EventError]]:
+    def _append(self, inflight: list[Any]) -> tuple[int, list[EventError]]:
+        """Append ``inflight`` (``[batch, aux]``), rewriting it in place until it commits:
+        a run moved to another attempt, a refused event dropped."""
         refused: list[EventError] = []
         moved = 0
-        while batch or aux:
+        while inflight[0] or inflight[1]:
+            batch, aux = inflight
             try:
                 result = self.ledger.append(batch, redact=self.redact, aux=aux, source=SOURCE)
                 return result.appended, refused
             except EventError as exc:
                 fixed = self._reattempt(batch, aux, exc, moved)
                 if fixed is not None:
-                    batch, aux = fixed
+                    inflight[:] = fixed
                     moved += 1
                     continue
-                batch, aux = self._drop(batch, aux, exc)
+                inflight[:] = self._drop(batch, aux, exc)
                 refused.append(exc)
         return 0, refused
 

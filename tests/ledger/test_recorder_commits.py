@@ -326,3 +326,48 @@ def test_the_background_thread_retries_until_the_server_is_back(ledger_path, cap
     assert lines[1].startswith("ledger: server reachable again after ")
     assert lines[1].endswith("s; committed 7 buffered events")
     assert [e.step for e in _events(ledger_path) if e.TYPE == "metrics_recorded"] == list(range(5))
+
+
+class _AwayOnAttempt(Ledger):
+    """Raises ``StoreUnavailable`` at the append attempts numbered in ``away``."""
+
+    away: frozenset[int] = frozenset()
+    attempts = 0
+
+    def append(self, events, **kw):
+        self.attempts += 1
+        if self.attempts in self.away:
+            raise StoreUnavailable("connection lost (test)")
+        return super().append(events, **kw)
+
+
+def test_a_run_moved_at_a_commit_that_then_fails_stays_moved(ledger_path):
+    """The commit rewrote the batch (the run moved to #2), then the server went away:
+    what goes back to the buffer is the rewritten batch, so nothing is split between two
+    run ids and nothing is dropped."""
+    led = _AwayOnAttempt(ledger_path)
+    with Recorder(led, study="sw", batch_size=10_000, interval=0) as rec:
+        base = rec.case("base")
+        rec.flush()
+        with Ledger(ledger_path) as other:
+            other.append([{"type": "run_started", "study": "sw", "case": "base",
+                           "run": "base~s1#1"}])  # fmt: skip
+        run = base.run(seed=1)
+        run.log({"x": 1.0}, step=0)
+        led.away = frozenset({led.attempts + 2})  # the retry after the move fails
+        with pytest.raises(StoreUnavailable):
+            rec.flush()
+        assert run.id == "base~s1#2"
+        assert {ev.run for ev in rec.outbox.buffer} == {"base~s1#2"}
+        run.log({"x": 2.0}, step=1)
+        run.finish()
+        assert rec.flush() == 4  # start, two values, finish (finish waits for the backoff)
+        assert rec.refused == []
+    led.close()
+    ours = [e for e in _events(ledger_path) if getattr(e, "run", None) == "base~s1#2"]
+    assert [e.TYPE for e in ours] == [
+        "run_started",
+        "metrics_recorded",
+        "metrics_recorded",
+        "run_finished",
+    ]
