@@ -114,6 +114,13 @@ def encode_block(
     return b"".join((head, sums, struct.pack("<Q", header_sum), body, columns))
 
 
+def block_parts(block: bytes, columns: bytes, all_metrics: bool) -> tuple[int, int]:
+    """``(columns_at, head_len)`` of an encoded layout 3 block: where its columns begin,
+    and — when its events are all metrics events, so a rebuild needs nothing of them —
+    how many leading bytes a reader of its columns alone needs (its header)."""
+    return len(block) - len(columns), _HEADER3 if all_metrics else 0
+
+
 class BlockView:
     """Read access to one stored block without copying it. Layout 3 blocks are checked
     as they are read: the header on construction, the events before anything decodes or
@@ -134,9 +141,14 @@ class BlockView:
         "version",
     )
 
-    def __init__(self, first_seq: int, buf: bytes | memoryview) -> None:
+    def __init__(self, first_seq: int, buf: bytes | memoryview, compact: bool = False) -> None:
+        """``compact``: ``buf`` is the block's header followed by its columns only (a
+        block of metrics events only, read for its columns); its events cannot be read."""
         self.first_seq = first_seq
         self.buf = memoryview(buf)
+        if compact:
+            self._init_compact()
+            return
         if len(self.buf) < _HEADER.size:
             raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
         magic, n, last = _HEADER.unpack_from(self.buf, 0)
@@ -164,6 +176,20 @@ class BlockView:
             if end > len(self.buf):
                 raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
         self.data_end = end
+
+    def _init_compact(self) -> None:
+        if len(self.buf) < _HEADER3 or bytes(self.buf[:3]) != MAGIC:
+            raise CorruptionError(f"block at seq {self.first_seq} is truncated", seq=self.first_seq)
+        magic, n, last = _HEADER.unpack_from(self.buf, 0)
+        self.version = 3
+        self._check_header()
+        self.count = n
+        self.last_hash = bytes(last)
+        self.prefix_start = self.data_start = self.data_end = _HEADER3
+        self.offsets = ()
+        self._events_ok = False  # there are none here: any read of them must fail
+        self._columns_ok = False
+        self._sums = (-1, self._sums[1])  # no events region can match this
 
     def _bad(self, what: str, seqs: str) -> CorruptionError:
         return CorruptionError(

@@ -19,13 +19,13 @@ from typing import Any
 
 import msgspec
 
-from .blocks import encode_block
+from .blocks import block_parts, encode_block
 from .chain import chain_hashes
 from .errors import EventError, HeadMoved, IdempotencyConflict
 from .outcomes import AppendResult
 from .prepare import BLOCK_MAX_EVENTS, Batch, Prepared, block_columns, stored_digest
 from .rules import DUPLICATE, RefState, check_event, h16, ref_keys
-from .store.base import WriteView
+from .store.base import BlockParts, WriteView
 
 __all__ = ["FORMAT_VERSION", "Careful", "commit_batch"]
 
@@ -41,6 +41,10 @@ _ENVELOPE4 = b"\x94\xcf"  # msgpack: an array of 4, then a uint64 (the seq)
 
 class Careful(Exception):
     """Internal: redo the batch event by event (it holds duplicates or a refusal)."""
+
+
+def _only_metrics(events: list[Any]) -> bool:
+    return all(e.TYPE == "metrics_recorded" for e in events)
 
 
 def _first(item: tuple[bytes, bytes]) -> bytes:
@@ -150,16 +154,17 @@ def _commit_bulk(
         raise Careful
     for start in range(0, n, BLOCK_MAX_EVENTS):
         end = min(n, start + BLOCK_MAX_EVENTS)
+        columns = batch.columns[start // BLOCK_MAX_EVENTS]
+        block = encode_block(
+            stored[start:end], hashes[start:end], columns, first_seq=head_seq + 1 + start
+        )
+        events = [p.event for p in prepared[start:end]]
         view.block_put(
             head_seq + 1 + start,
             head_seq + end,
-            encode_block(
-                stored[start:end],
-                hashes[start:end],
-                batch.columns[start // BLOCK_MAX_EVENTS],
-                first_seq=head_seq + 1 + start,
-            ),
-            sorted({h16(p.event.study) for p in prepared[start:end]}),
+            block,
+            sorted({h16(e.study) for e in events}),
+            BlockParts(*block_parts(block, columns, batch.all_metrics or _only_metrics(events))),
         )
     _finish(view, state, head_seq + n, hashes[-1], format_version)
     return AppendResult(
@@ -195,12 +200,9 @@ class _Blocks:
         first = last_seq - len(self.events) + 1
         columns = block_columns(self.structs, self.times)
         studies = sorted({h16(e.study) for e in self.structs})
-        self.view.block_put(
-            first,
-            last_seq,
-            encode_block(self.events, self.hashes, columns, first_seq=first),
-            studies,
-        )
+        block = encode_block(self.events, self.hashes, columns, first_seq=first)
+        parts = BlockParts(*block_parts(block, columns, _only_metrics(self.structs)))
+        self.view.block_put(first, last_seq, block, studies, parts)
         for pending in (self.events, self.hashes, self.structs, self.times):
             pending.clear()
 

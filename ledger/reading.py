@@ -15,7 +15,7 @@ from .blocks import BlockView
 from .chain import GENESIS
 from .errors import CorruptionError, LedgerError
 from .rules import h16
-from .store.base import ReadView, Store
+from .store.base import COLUMNS, EVENTS, WHOLE, ReadView, Store
 
 if TYPE_CHECKING:
     from .events import Envelope
@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["hash_at", "prev_hash", "read_batches", "read_frames", "stored_blocks"]
 
 
-def stored_blocks(view: ReadView, after: int, study: str | None) -> Iterator[BlockView]:
-    """Blocks holding events with seq > ``after`` (of ``study`` when given), in order."""
+def stored_blocks(
+    view: ReadView, after: int, study: str | None, part: str = WHOLE
+) -> Iterator[BlockView]:
+    """Blocks holding events with seq > ``after`` (of ``study`` when given), in order;
+    ``part`` says what the reader needs of them (``ledger.store.base``)."""
     study_key = None if study is None else h16(study)
-    for first, data in view.blocks(after, study_key):
-        block = BlockView(first, data)
+    for first, data, compact in view.blocks(after, study_key, part):
+        block = BlockView(first, data, compact)
         if block.last_seq > after:
             yield block
 
@@ -91,7 +94,7 @@ def _chunk(
     ``prev`` carries the last block's hash from chunk to chunk."""
     out: list[Any] = []
     taken = 0
-    for block in stored_blocks(view, pos, study):
+    for block in stored_blocks(view, pos, study, EVENTS):
         if block.first_seq > limit:
             return out, limit
         envs = block.decode()
@@ -149,7 +152,7 @@ def _fill_frame(
     """Add blocks after ``pos`` to ``builder`` until about ``chunk_events`` events; the
     new position."""
     taken = 0
-    for block in stored_blocks(view, pos, study):
+    for block in stored_blocks(view, pos, study, COLUMNS):
         if block.first_seq > limit:
             return limit
         lo = max(0, pos + 1 - block.first_seq)

@@ -56,7 +56,7 @@ def _scan(view: ReadView, progress: list[int]) -> tuple[int, bytes, int, bytes]:
     Returns (events, last hash, head seq, head hash). Raises ``_Bad``."""
     head_seq, head_hash = view.head()
     h = GENESIS
-    for first, data in view.blocks(0):
+    for first, data, _ in view.blocks(0):
         if first != progress[1]:
             raise _Bad(progress[1], "missing events")
         block = BlockView(first, data)
@@ -69,7 +69,7 @@ def verify(store: Store) -> VerifyReport:
     """The chain, the columns, the head and the id index of ``store``, checked."""
     progress = [0, 1]
     try:
-        with store.read() as view:
+        with store.read(snapshot=True) as view:
             try:
                 events, h, head_seq, head_hash = _scan(view, progress)
             except _Bad as bad:

@@ -17,7 +17,11 @@ The log's own tables (blocks, block_studies, ids) only ever grow: nothing above 
 seam updates or deletes a row of them, and the PostgreSQL backend refuses it by trigger.
 
 A backend gives two kinds of views. ``Store.read()`` is a context manager yielding a
-``ReadView`` over one consistent snapshot; ``Store.write(body)`` runs ``body`` with a
+``ReadView``; with ``snapshot=True`` every read through it sees one consistent state
+(``verify`` compares the head, the blocks and the index), without it each read sees the
+committed state of its own moment — all that a reader bounded by a head it read first
+needs, since stored blocks never change (a database backend then spares the round trips
+of a transaction per chunk); ``Store.write(body)`` runs ``body`` with a
 ``WriteView`` inside one transaction that holds the ledger's single write lock (LMDB's
 writer lock, PostgreSQL's ``SELECT ... FOR UPDATE`` of the head row) and commits it, or
 leaves nothing behind when ``body`` raises. ``body`` may be run again (after LMDB grows
@@ -28,10 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 __all__ = [
     "AUX_TABLES",
+    "BlockParts",
     "Buffer",
     "ReadView",
     "Store",
@@ -45,6 +50,23 @@ Buffer = bytes | memoryview
 """Stored bytes: a zero-copy view valid inside its transaction (LMDB) or plain bytes."""
 
 AUX_TABLES = ("checkpoints", "exports", "leases", "cursors")
+
+WHOLE, EVENTS, COLUMNS = "whole", "events", "columns"
+"""What a reader of blocks needs: all of each block, its events (a decode), or its
+metric columns (a rebuild: the header and the columns suffice for a block whose events
+are all metrics events)."""
+
+
+class BlockParts(NamedTuple):
+    """Where a stored block's parts are, for a backend that can send a reader only the
+    part it needs (bytes over a network): the metric columns run from ``columns_at`` to
+    the end; a block whose events are all metrics events can be read as its first
+    ``head_len`` bytes followed by its columns (``head_len`` 0: it cannot)."""
+
+    columns_at: int
+    head_len: int
+
+
 """Tables outside the event log. They may be overwritten and deleted from."""
 
 
@@ -60,10 +82,15 @@ class ReadView(Protocol):
 
     def meta(self, key: str) -> bytes | None: ...
 
-    def blocks(self, after: int, study_key: bytes | None = None) -> Iterator[tuple[int, Buffer]]:
-        """``(first_seq, block)`` of every block holding an event with seq > ``after``
-        (only blocks holding events of the study with ``study_key``, when given), in seq
-        order. The consumer may stop early."""
+    def blocks(
+        self, after: int, study_key: bytes | None = None, part: str = WHOLE
+    ) -> Iterator[tuple[int, Buffer, bool]]:
+        """``(first_seq, block, compact)`` of every block holding an event with seq >
+        ``after`` (only blocks holding events of the study with ``study_key``, when
+        given), in seq order; the consumer may stop early. With ``part=EVENTS`` a block
+        may come without its columns; with ``part=COLUMNS`` a block of metrics events
+        only may come ``compact``: its header followed by its columns (``BlockParts``).
+        A backend may always give the whole block (``compact`` False)."""
 
     def block_at_or_before(self, seq: int) -> tuple[int, Buffer] | None:
         """The block whose first seq is the greatest one <= ``seq``."""
@@ -96,9 +123,15 @@ class WriteView(ReadView, Protocol):
     def refs_put(self, items: Sequence[tuple[bytes, bytes]]) -> None: ...
 
     def block_put(
-        self, first_seq: int, last_seq: int, data: bytes, studies: Sequence[bytes]
+        self,
+        first_seq: int,
+        last_seq: int,
+        data: bytes,
+        studies: Sequence[bytes],
+        parts: BlockParts | None = None,
     ) -> None:
-        """Store a block after the last one, indexed under each study key."""
+        """Store a block after the last one, indexed under each study key (``parts``:
+        where its parts are, for ``blocks(part=...)``)."""
 
     def set_head(self, seq: int, hash_: bytes) -> None: ...
 
@@ -116,7 +149,7 @@ class Store(Protocol):
     location: str
     readonly: bool
 
-    def read(self) -> AbstractContextManager[ReadView]: ...
+    def read(self, snapshot: bool = False) -> AbstractContextManager[ReadView]: ...
 
     def write(self, body: Callable[[WriteView], T]) -> T: ...
 

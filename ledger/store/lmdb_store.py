@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ledger.errors import CorruptionError, LedgerError, StorageError
 
 from . import lmdb_env
-from .base import AUX_TABLES, Buffer, unknown_table
+from .base import AUX_TABLES, WHOLE, BlockParts, Buffer, unknown_table
 
 __all__ = ["LmdbStore"]
 
@@ -59,13 +59,16 @@ class _View:
         value = self.txn.get(key.encode(), db=self.dbs["meta"])
         return None if value is None else bytes(value)
 
-    def blocks(self, after: int, study_key: bytes | None = None) -> Iterator[tuple[int, Buffer]]:
+    def blocks(
+        self, after: int, study_key: bytes | None = None, part: str = WHOLE
+    ) -> Iterator[tuple[int, Buffer, bool]]:
+        """Whole blocks, whatever ``part``: a view into the map costs nothing."""
         txn, events_db = self.txn, self.dbs["events"]
         if study_key is None:
             found = lmdb_env.block_at_or_before(txn, events_db, _be64(after + 1))
             start = found[0] if found else _be64(0)
             for key, value in lmdb_env.cursor_iter_from(txn, events_db, start):
-                yield int.from_bytes(key, "big"), value
+                yield int.from_bytes(key, "big"), value, False
             return
         index = self.dbs["study_blocks"]
         found = lmdb_env.block_at_or_before(txn, index, study_key + _be64(after + 1))
@@ -82,7 +85,7 @@ class _View:
             if value is None:
                 seq = int.from_bytes(first, "big")
                 raise CorruptionError(f"study index points at a missing block (seq {seq})", seq=seq)
-            yield int.from_bytes(first, "big"), value
+            yield int.from_bytes(first, "big"), value, False
 
     def block_at_or_before(self, seq: int) -> tuple[int, Buffer] | None:
         found = lmdb_env.block_at_or_before(self.txn, self.dbs["events"], _be64(seq))
@@ -164,7 +167,12 @@ class _View:
             lmdb_env.put_checked(self.txn, key, value, db=db)
 
     def block_put(
-        self, first_seq: int, last_seq: int, data: bytes, studies: Sequence[bytes]
+        self,
+        first_seq: int,
+        last_seq: int,
+        data: bytes,
+        studies: Sequence[bytes],
+        parts: BlockParts | None = None,
     ) -> None:
         first = _be64(first_seq)
         lmdb_env.put_checked(self.txn, first, data, db=self.dbs["events"], append=True)
@@ -218,7 +226,7 @@ class LmdbStore:
         self._closed = False
 
     @contextmanager
-    def read(self) -> Iterator[_View]:
+    def read(self, snapshot: bool = False) -> Iterator[_View]:  # always a snapshot
         with self.env.read() as txn:
             yield _View(txn, self.dbs)
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ledger.errors import LedgerError, LedgerNotFound, StorageError
 
-from .base import AUX_TABLES, Buffer, unknown_table
+from .base import AUX_TABLES, WHOLE, BlockParts, Buffer, unknown_table
 
 __all__ = ["MemoryStore"]
 
@@ -76,10 +76,12 @@ class _ReadView:
             if start <= index < self._nblocks:
                 yield index
 
-    def blocks(self, after: int, study_key: bytes | None = None) -> Iterator[tuple[int, Buffer]]:
+    def blocks(
+        self, after: int, study_key: bytes | None = None, part: str = WHOLE
+    ) -> Iterator[tuple[int, Buffer, bool]]:
         data = self.data
         for index in self._block_indices(after, study_key):
-            yield data.firsts[index], data.blocks[index][1]
+            yield data.firsts[index], data.blocks[index][1], False
 
     def block_at_or_before(self, seq: int) -> tuple[int, Buffer] | None:
         index = bisect.bisect_right(self.data.firsts, seq, 0, self._nblocks) - 1
@@ -159,7 +161,12 @@ class _WriteView(_ReadView):
         self.new_refs.update(items)
 
     def block_put(
-        self, first_seq: int, last_seq: int, data: bytes, studies: Sequence[bytes]
+        self,
+        first_seq: int,
+        last_seq: int,
+        data: bytes,
+        studies: Sequence[bytes],
+        parts: BlockParts | None = None,
     ) -> None:
         self.new_blocks.append((first_seq, last_seq, bytes(data), tuple(studies)))
 
@@ -222,7 +229,7 @@ class MemoryStore:
         return cls(location, data, readonly=readonly)
 
     @contextmanager
-    def read(self) -> Iterator[_ReadView]:
+    def read(self, snapshot: bool = False) -> Iterator[_ReadView]:  # always a snapshot
         yield _ReadView(self._data)
 
     def write(self, body: Callable[[Any], T]) -> T:

@@ -6,7 +6,7 @@ blocks, columns, the chain and every projection work unchanged:
 
     head(one, seq, hash)             one row; ``SELECT ... FOR UPDATE`` is the write lock
     meta(key, value)                 format_version, ledger_id, pg_layout
-    blocks(first_seq, last_seq, data)        the log: append-only (trigger)
+    blocks(first_seq, last_seq, data, columns_at, head_len)   the log: append-only
     block_studies(study, first_seq)          append-only (trigger)
     ids(key, value)                          append-only (trigger)
     refs(key, value)                 the rules' reference state (updated as runs close)
@@ -44,7 +44,7 @@ from ledger.errors import (
     StoreUnavailable,
 )
 
-from .base import AUX_TABLES, Buffer, unknown_table
+from .base import AUX_TABLES, COLUMNS, EVENTS, WHOLE, BlockParts, Buffer, unknown_table
 from .location import PgLocation, parse_pg
 
 __all__ = ["LAYOUT_VERSION", "PostgresStore", "layout_sql"]
@@ -67,8 +67,12 @@ def layout_sql(schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value bytea NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {s}.head (one boolean PRIMARY KEY DEFAULT true "
         "CHECK (one), seq bigint NOT NULL, hash bytea NOT NULL)",
+        # columns_at, head_len: where the block's parts are (ledger.store.base.BlockParts),
+        # so a reader is sent only what it needs: a decode the events, a rebuild of a
+        # block of metrics events only its header and columns (a fifth of the bytes).
         f"CREATE TABLE IF NOT EXISTS {s}.blocks (first_seq bigint PRIMARY KEY, "
-        "last_seq bigint NOT NULL UNIQUE, data bytea NOT NULL)",
+        "last_seq bigint NOT NULL UNIQUE, data bytea NOT NULL, "
+        "columns_at integer NOT NULL, head_len integer NOT NULL)",
         # Blocks are already dense msgpack: storing them uncompressed saves the pglz
         # pass on every append and read.
         f"ALTER TABLE {s}.blocks ALTER COLUMN data SET STORAGE EXTERNAL",
@@ -209,25 +213,31 @@ class _View:
         row = self._one(f"SELECT value FROM {self.s}.meta WHERE key = %s", (key,))
         return None if row is None else bytes(row[0])
 
-    def blocks(self, after: int, study_key: bytes | None = None) -> Iterator[tuple[int, Buffer]]:
+    def blocks(
+        self, after: int, study_key: bytes | None = None, part: str = WHOLE
+    ) -> Iterator[tuple[int, Buffer, bool]]:
+        """Pages of blocks, growing (a reader that stops early fetched little). Only
+        the part asked for crosses the network: ``substring`` of an uncompressed
+        out-of-line value reads only the pages it needs."""
+        wanted = _PARTS[part]
         page, last = 2, None
         while True:
             if study_key is None:
                 rows = self._all(
-                    f"SELECT first_seq, data FROM {self.s}.blocks WHERE last_seq > %s "
-                    "AND first_seq > %s ORDER BY first_seq LIMIT %s",
+                    f"SELECT b.first_seq, {wanted} FROM {self.s}.blocks b WHERE b.last_seq > %s "
+                    "AND b.first_seq > %s ORDER BY b.first_seq LIMIT %s",
                     (after, -1 if last is None else last, page),
                 )
             else:
                 rows = self._all(
-                    f"SELECT b.first_seq, b.data FROM {self.s}.block_studies s "
+                    f"SELECT b.first_seq, {wanted} FROM {self.s}.block_studies s "
                     f"JOIN {self.s}.blocks b ON b.first_seq = s.first_seq "
                     "WHERE s.study = %s AND b.last_seq > %s AND s.first_seq > %s "
                     "ORDER BY s.first_seq LIMIT %s",
                     (study_key, after, -1 if last is None else last, page),
                 )
-            for first, data in rows:
-                yield int(first), data
+            for first, data, compact in rows:
+                yield int(first), data, bool(compact)
             if len(rows) < page:
                 return
             last = int(rows[-1][0])
@@ -325,11 +335,18 @@ class _View:
         )
 
     def block_put(
-        self, first_seq: int, last_seq: int, data: bytes, studies: Sequence[bytes]
+        self,
+        first_seq: int,
+        last_seq: int,
+        data: bytes,
+        studies: Sequence[bytes],
+        parts: BlockParts | None = None,
     ) -> None:
+        columns_at, head_len = parts if parts is not None else (len(data), 0)
         self.conn.execute(
-            f"INSERT INTO {self.s}.blocks (first_seq, last_seq, data) VALUES (%s, %s, %s)",
-            (first_seq, last_seq, data),
+            f"INSERT INTO {self.s}.blocks (first_seq, last_seq, data, columns_at, head_len) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (first_seq, last_seq, data, columns_at, head_len),
             binary=True,
         )
         if studies:
@@ -362,6 +379,14 @@ class _View:
     def aux_delete(self, table: str, key: bytes) -> None:
         _check_table(table)
         self.conn.execute(f"DELETE FROM {self.s}.aux WHERE tbl = %s AND key = %s", (table, key))
+
+
+_PARTS = {
+    WHOLE: "b.data, false",
+    EVENTS: "substring(b.data FROM 1 FOR b.columns_at), false",
+    COLUMNS: "CASE WHEN b.head_len > 0 THEN substring(b.data FROM 1 FOR b.head_len) || "
+    "substring(b.data FROM b.columns_at + 1) ELSE b.data END, b.head_len > 0",
+}
 
 
 def _check_table(table: str) -> None:
@@ -459,13 +484,21 @@ class PostgresStore:
     # -- transactions ---------------------------------------------------------------
 
     @contextmanager
-    def read(self) -> Iterator[_View]:
+    def read(self, snapshot: bool = False) -> Iterator[_View]:
+        """A view; with ``snapshot`` one REPEATABLE READ transaction, else each query
+        in its own (autocommit: no BEGIN/COMMIT round trips per chunk of a long read)."""
         psycopg = _psycopg()
         with self._lock:
-            if self._reading:
+            if self._reading:  # nested in a snapshot of this thread: share it
                 yield _View(self._conn, self.schema, locked=False)
                 return
             conn = self._connection()
+            if not snapshot:
+                try:
+                    yield _View(conn, self.schema, locked=False)
+                except psycopg.Error as exc:
+                    raise self._translate(exc, "reading") from None
+                return
             self._reading += 1
             try:
                 yield from self._read_transaction(conn, psycopg)
@@ -549,7 +582,7 @@ class PostgresStore:
             )
 
     def info(self) -> dict[str, Any]:
-        with self.read() as view:
+        with self.read(snapshot=True) as view:
             counts = view.counts()
             size = view._one(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "

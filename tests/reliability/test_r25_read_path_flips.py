@@ -81,7 +81,7 @@ def pristine(tmp_path_factory) -> tuple[str, list[tuple[int, bytes, int, int]]]:
         led._store.copy(copy, compact=True)
     blocks = []
     with Ledger(copy, readonly=True) as led, led._store.read() as view:
-        for first, data in view.blocks(0):
+        for first, data, _ in view.blocks(0):
             block = BlockView(first, data)
             raw = bytes(data)
             blocks.append((first, raw, block.data_end, len(raw)))
