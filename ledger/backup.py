@@ -20,8 +20,8 @@ import secrets
 import shutil
 from typing import Any, NamedTuple
 
-from .anchor import fsync_dir
 from .errors import CorruptionError, LedgerError
+from .fsync import fsync_dir, fsync_file
 from .integrity import verify_isolated
 from .log import Ledger
 from .store import lmdb_env as _lmdb
@@ -42,14 +42,6 @@ class BackupResult(NamedTuple):
     head_seq: int
     head_hash: str
     bytes: int
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _temporary_next_to(dest: str) -> str:
@@ -126,7 +118,7 @@ def backup(
             finally:
                 _lmdb.release(shared)
             data = os.path.join(tmp, "data.mdb")
-            _fsync_file(data)
+            fsync_file(data)
             report = verify_isolated(tmp, allow_network_fs=allow_network_fs)
             if not report.ok:
                 raise CorruptionError(
@@ -220,7 +212,7 @@ def restore(
     try:
         data = os.path.join(tmp, "data.mdb")
         shutil.copyfile(os.path.join(real, "data.mdb"), data)
-        _fsync_file(data)
+        fsync_file(data)
         again = verify_isolated(tmp, allow_network_fs=allow_network_fs)
         if not again.ok or again.head_hash != report.head_hash:
             raise CorruptionError(

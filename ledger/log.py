@@ -353,7 +353,11 @@ class Ledger:
 
 
 def _init_meta(view: Any, ledger_id: str) -> None:
-    """A new ledger's meta: format, its id, the empty head."""
+    """A new ledger's meta: format, its id, the empty head. The head is read first: on a
+    database it is the write lock, so of several processes creating one ledger at once
+    exactly one writes the meta and the others find it (each would otherwise keep an id
+    of its own)."""
+    view.head()
     if view.meta("format_version") is None:
         view.meta_put("format_version", str(FORMAT_VERSION).encode())
         view.meta_put("ledger_id", ledger_id.encode())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from typing import Any
 
 import msgspec
@@ -96,7 +95,9 @@ def build_plan(ledger: Any, study: str, state: StudyState, *, now: float | None 
     if not ledger.has_study(study):
         known = ", ".join(ledger.studies()) or "none"
         raise LedgerError(f"unknown study {study!r} (known: {known})")
-    now = time.time() if now is None else now
+    # The ledger's clock, by which leases were stamped: on a shared ledger the server's,
+    # so a host whose clock is off cannot judge another host's run dead (or alive).
+    now = ledger.clock() if now is None else now
     host = socket.gethostname()
     completed, failed, interrupted, running = [], [], [], []
     to_close: list[tuple[str, str]] = []

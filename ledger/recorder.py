@@ -130,6 +130,10 @@ class Recorder:
         self.durable = durable
         self.handle_signals = handle_signals
         self.lease_seconds = lease_seconds
+        # Leases are judged by the ledger's clock (a shared ledger's server): the offset
+        # of this host's clock from it, measured now and at each heartbeat, so stamping
+        # a lease costs no round trip and works while the server is away.
+        self._skew = self.ledger.clock() - time.time()
         self.close_timeout = close_timeout
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -615,13 +619,18 @@ class Recorder:
 
     def _lease_value(self) -> bytes:
         return _lease_pack(
-            {"host": self.host, "pid": self.pid, "expires": time.time() + self.lease_seconds}
+            {
+                "host": self.host,
+                "pid": self.pid,
+                "expires": time.time() + self._skew + self.lease_seconds,
+            }
         )
 
     def _lease(self, run: str) -> None:
         self.ledger.aux_put("leases", lease_key(self.study, run), self._lease_value())
 
     def _heartbeat(self) -> None:
+        self._skew = self.ledger.clock() - time.time()
         with self._lock:
             runs = list(self._open)
         for run in runs:

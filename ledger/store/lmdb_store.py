@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from ledger.chain import GENESIS
 from ledger.errors import CorruptionError, LedgerError, StorageError
 
 from . import lmdb_env
@@ -52,6 +53,8 @@ class _View:
         seq = self.txn.get(b"head_seq", db=db)
         h = self.txn.get(b"head_hash", db=db)
         if seq is None or h is None:
+            if self.txn.get(b"format_version", db=db) is None:
+                return 0, GENESIS  # a ledger being created: the empty log
             raise CorruptionError("the ledger's head is missing from its meta table")
         return int.from_bytes(bytes(seq), "big"), bytes(h)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -146,8 +147,13 @@ class _Translator:
                 f"{shown}: the server refused the credentials ({reason}); check the user "
                 "and password (PGPASSWORD, ~/.pgpass or the URL)"
             )
-        if isinstance(exc, psycopg.OperationalError) and not state.startswith(("53", "42")):
+        if _unreachable(exc, psycopg, state):
             return StoreUnavailable(f"{shown}: {doing}: the server cannot be reached ({reason})")
+        if state in _RETRYABLE:
+            return StorageError(
+                f"{shown}: {doing}: the server kept aborting the transaction ({reason}); "
+                "nothing was written: retry"
+            )
         if state == "53100":
             return LedgerWriteFailed(f"{shown}: the server's disk is full ({reason})")
         if state == "42501":
@@ -156,6 +162,18 @@ class _Translator:
                 "with those privileges (see the README's roles)"
             )
         return StorageError(f"{shown}: {doing}: {reason}")
+
+
+_RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock: nothing was written
+
+
+def _unreachable(exc: BaseException, psycopg: Any, state: str) -> bool:
+    """A connection that could not be made or was lost (no SQLSTATE: libpq's own
+    error), the server shutting down or starting (57P..), too many connections (53300):
+    transient, worth waiting out."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    return state == "" or state.startswith(("08", "57P")) or state == "53300"
 
 
 def _connect(where: PgLocation, translate: _Translator) -> Any:
@@ -389,6 +407,18 @@ _PARTS = {
 }
 
 
+_ATTEMPTS = 5
+
+
+class _Retry(Exception):
+    """Internal: the server rolled the transaction back to break a deadlock (or a
+    serialization failure); the write is run again."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
 def _check_table(table: str) -> None:
     if table not in AUX_TABLES:
         raise LedgerError(unknown_table(table))
@@ -451,8 +481,12 @@ class PostgresStore:
                         "SELECT pg_advisory_xact_lock(hashtext(%s))",
                         (f"results-ledger:{self.schema}",),
                     )
-                    for statement in layout_sql(self.schema):
-                        conn.execute(statement)
+                    # Another process may have made it while we waited for the lock: its
+                    # DDL again (ALTER TABLE locks the table whole) could deadlock with
+                    # its first append.
+                    if not self._layout_present(conn):
+                        for statement in layout_sql(self.schema):
+                            conn.execute(statement)
             row = conn.execute(
                 f'SELECT value FROM "{self.schema}".meta WHERE key = %s', ("pg_layout",)
             ).fetchone()
@@ -529,27 +563,44 @@ class PostgresStore:
             raise StorageError(f"{self.location} is open read-only; read-only commands never write")
         psycopg = _psycopg()
         with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN")
-                result = body(_View(conn, self.schema, locked=True))
-            except psycopg.Error as exc:
-                self._rollback(conn)
-                raise self._translate(
-                    exc, "appending (nothing of this batch was written)"
-                ) from None
-            except BaseException:
-                self._rollback(conn)
-                raise
-            try:
-                conn.execute("COMMIT")
-            except psycopg.Error as exc:
+            for attempt in range(_ATTEMPTS):
+                try:
+                    return self._write_once(body, psycopg)
+                except _Retry as retry:
+                    if attempt == _ATTEMPTS - 1:
+                        raise self._translate(retry.exc, "appending") from None
+                    time.sleep(0.01 * 2**attempt)  # the other transaction finishes first
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_once(self, body: Callable[[Any], T], psycopg: Any) -> T:
+        """One attempt: BEGIN, ``body``, COMMIT. A deadlock or serialization failure
+        (nothing written) raises ``_Retry``; the caller runs ``body`` again."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+            result = body(_View(conn, self.schema, locked=True))
+        except psycopg.Error as exc:
+            self._rollback(conn)
+            if _sqlstate(exc) in _RETRYABLE:
+                raise _Retry(exc) from None
+            raise self._translate(exc, "appending (nothing of this batch was written)") from None
+        except BaseException:
+            self._rollback(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            state = _sqlstate(exc)
+            if state in _RETRYABLE:
+                raise _Retry(exc) from None
+            if _unreachable(exc, psycopg, state):
                 raise self._translate(
                     exc,
                     "the connection was lost during COMMIT, so whether the batch was written "
                     "is unknown; re-sending it is safe (ids derive from content)",
                 ) from None
-            return result
+            raise self._translate(exc, "COMMIT refused (nothing was written)") from None
+        return result
 
     @staticmethod
     def _rollback(conn: Any) -> None:

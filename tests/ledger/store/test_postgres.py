@@ -4,6 +4,8 @@ server that is away or refuses, and a password that never reaches any output."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import subprocess
 import sys
 import uuid
@@ -139,6 +141,28 @@ def test_missing_psycopg_says_how_to_install(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, text=True)
     assert "StorageError" in out.stdout and "pip install 'results-ledger[postgres]'" in out.stdout
+
+
+def _open_and_report(url: str, out) -> None:
+    with Ledger(url) as led:
+        led.append([{"type": "study_created", "study": f"s{os.getpid()}"}])
+        out.put(led.ledger_id)
+
+
+def test_processes_creating_one_ledger_at_once_agree(pg_url):
+    """Six processes open (and so create) the same new schema at the same moment: no
+    deadlock, no error, one ledger with one id."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_report, args=(pg_url, out)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    ids = {out.get(timeout=60) for _ in procs}
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    with Ledger(pg_url) as led:
+        assert ids == {led.ledger_id} and led.head.seq == 6 and led.verify().ok
 
 
 # -- append-only, in the database too -----------------------------------------------------
@@ -284,3 +308,31 @@ def test_a_password_in_the_url_appears_in_no_output_and_no_event(pg_url, tmp_pat
     exported = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert exported and password.encode() not in exported
     assert b"***" in outputs[0]  # init names the ledger, masked
+
+
+def test_leases_are_judged_by_the_servers_clock(pg_url, monkeypatch):
+    """A runner on a host whose clock is an hour behind stamps its run's lease by the
+    server's clock, so another host sees the run as running (by its own clock the lease
+    would have expired an hour ago, and the run been taken for interrupted)."""
+    import json
+    import time
+    import types
+
+    import ledger.recorder as recorder_module
+    from ledger import Recorder
+
+    slow = types.SimpleNamespace(
+        **{k: getattr(time, k) for k in dir(time) if not k.startswith("_")}
+    )
+    slow.time = lambda: time.time() - 3600
+    monkeypatch.setattr(recorder_module, "time", slow)
+    rec = Recorder(pg_url, study="leases", handle_signals=False, lease_seconds=120)
+    try:
+        rec.host = "a-host-with-a-slow-clock"
+        run = rec.case("c").run()
+        rec.flush()
+        proc = _cli("--ledger", pg_url, "resume", "--study", "leases", "--json")
+        plan = json.loads(proc.stdout)
+        assert plan["running"] == [run.id] and plan["interrupted"] == [], plan
+    finally:
+        rec.close()
