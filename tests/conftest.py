@@ -225,3 +225,18 @@ def pg_url(pg_server) -> str:
     from tests import pg
 
     return pg_server.schema_url(pg.new_schema())
+
+
+@pytest.fixture
+def pg_cluster():
+    """A PostgreSQL cluster of the test's own, which it may stop and restart
+    (``tests/pg.py``); skips without the server binaries, fails under
+    ``LEDGER_REQUIRE_PG=1``."""
+    from tests import pg
+
+    with pg.private_cluster() as found:
+        if isinstance(found, str):
+            if pg.REQUIRED:
+                pytest.fail(f"LEDGER_REQUIRE_PG=1 but {found}")
+            pytest.skip(found)
+        yield found
