@@ -111,25 +111,39 @@ CHROMIUM_ARGS = [
 ]
 
 
+def browser_gate(chromium_path: str = CHROMIUM) -> None:
+    """Skip (saying how to enable it) or, under LEDGER_REQUIRE_BROWSER=1, fail when
+    Playwright or the Chromium binary is missing; return when both are there."""
+    why = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        why = "Playwright is not installed (`make .venv/.installed-peers` installs it)"
+    if why is None and not os.access(chromium_path, os.X_OK):
+        why = f"no Chromium at {chromium_path} (`apt-get install -y chromium`, or set LEDGER_CHROMIUM)"
+    if why is not None:
+        if os.environ.get("LEDGER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"LEDGER_REQUIRE_BROWSER=1 but {why}", pytrace=False)
+        pytest.skip(f"browser test: {why}; export LEDGER_REQUIRE_BROWSER=1 to fail instead")
+
+
+@pytest.fixture(name="browser_gate")
+def browser_gate_fixture():
+    """``browser_gate`` itself, for the test of the gate."""
+    return browser_gate
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's Chromium driven by Playwright, one per test session (per xdist worker).
 
     Missing browser or Playwright: the test is skipped, saying how to enable it, unless
-    LEDGER_REQUIRE_BROWSER=1 (CI sets it), which makes it a failure. Playwright never
-    downloads a browser here (no ``playwright install``): it launches the system's.
+    LEDGER_REQUIRE_BROWSER=1 (CI) makes it a failure (``browser_gate``). Playwright
+    never downloads a browser here (no ``playwright install``): it launches the system's.
     """
-    why = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        why = "Playwright is not installed (`make .venv/.installed-peers` installs it)"
-    if why is None and not os.access(CHROMIUM, os.X_OK):
-        why = f"no Chromium at {CHROMIUM} (`apt-get install -y chromium`, or set LEDGER_CHROMIUM)"
-    if why is not None:
-        if os.environ.get("LEDGER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"LEDGER_REQUIRE_BROWSER=1 but {why}", pytrace=False)
-        pytest.skip(f"browser test: {why}; export LEDGER_REQUIRE_BROWSER=1 to fail instead")
+    browser_gate()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
