@@ -30,8 +30,14 @@ from .context import Context
 from .forest import Bar, forest
 
 
-def _label(group: Any, prefix: str = "") -> str:
-    return "(none)" if group is None else f"{prefix}{group}"
+def _label(group: Any, prefix: str = "", none: str = "(none)") -> str:
+    return none if group is None else f"{prefix}{group}"
+
+
+def _group_label(group: Any, by: str) -> str:
+    if by == "stage":
+        return _label(group, "stage ")
+    return _label(group, none="(no ECO: a root)" if by == "eco" else "(none)")
 
 
 def _metrics(ctx: Context) -> list[str]:
@@ -63,7 +69,7 @@ def _stats_chart(ctx: Context, metric: str, by: str) -> dict[str, Any]:
         return {"title": f"{metric} by {by}", "empty": f"No completed run has a final {metric}."}
     bars = [
         Bar(
-            _label(g["group"], "stage " if by == "stage" else ""),
+            _group_label(g["group"], by),
             g["mean"],
             g["ci_low"],
             g["ci_high"],
@@ -170,12 +176,12 @@ def _fail_chart(ctx: Context, by: str) -> dict[str, Any]:
         rates = _failures.failure_rates(group_labels(rows, by, frame), failed, confidence=conf)
         errors = _failures.top_errors(rows["error"][failed], k=5)
     except LedgerError as exc:
-        return {"title": f"by {by}", "empty": str(exc)}
+        return {"title": f"by {by}", "empty": str(exc), "errors": [], "overall": None}
     groups = [g.to_dict() for g in rates.groups]
     failed_runs = rows["run"][failed]
     bars = [
         Bar(
-            _label(g["group"], "stage " if by == "stage" else ""),
+            _group_label(g["group"], by),
             g["rate"],
             g["ci_low"],
             g["ci_high"],
@@ -204,6 +210,7 @@ def build_failures(ctx: Context) -> dict[str, Any]:
     charts = [_fail_chart(ctx, "stage")]
     if _has_ecos(ctx):
         charts.append(_fail_chart(ctx, "eco"))
+        charts[-1]["errors"] = []  # the same runs: their errors are listed once
     overall = charts[0].get("overall") or {}
     if overall and overall.get("n", 0) == 0:
         return {"empty": "No run has completed or failed yet: no failure rate to show."}

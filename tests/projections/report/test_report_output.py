@@ -15,6 +15,7 @@ from report_html import resource_problems, section
 from ledger import Ledger
 from projections.report import ReportError, write
 from projections.report.downsample import m4
+from projections.text import format_value
 
 ROOT = Path(__file__).resolve().parents[3]
 SECTIONS = (
@@ -172,3 +173,29 @@ def test_m4_keeps_every_bucket_extreme_and_the_ends():
     assert np.array_equal(d.steps, again.steps)
     short = m4(steps[:100], values[:100], 50)  # fewer points than 4 x buckets: all kept
     assert len(short.steps) == 99
+
+
+def test_interval_bars_are_the_analytics_numbers(demo_ledger):
+    """The statistics and failure views hand the analytics' own numbers to the charts:
+    the same as ``ledger stats`` and ``ledger failures`` with their defaults."""
+    from projections.analytics import api
+    from projections.analytics.query import Query
+    from projections.report.context import Context, Options
+    from projections.report.stats_view import build_failures, build_stats
+
+    with Ledger(demo_ledger, create=False, readonly=True) as led:
+        ctx = Context(led, "spirals-mlp", None, Options())
+        charts = build_stats(ctx)["charts"]
+        fails = build_failures(ctx)["charts"]
+        q = Query(led).study("spirals-mlp")
+        for chart, by in zip(charts, ("stage", "eco")):
+            groups = api.stats(q, metric="val_loss", by=by).data["groups"]
+            titles = [r["title"] for r in chart["chart"]["rows"]]
+            assert len(titles) == len(groups)
+            for title, g in zip(titles, groups):
+                assert f"n={g['count']}, mean {format_value(g['mean'])}" in title
+                assert f"[{format_value(g['ci_low'])}, {format_value(g['ci_high'])}]" in title
+        for chart, by in zip(fails, ("stage", "eco")):
+            groups = api.failures(q, by=by).data["groups"]
+            notes = [r["note"] for r in chart["chart"]["rows"]]
+            assert notes == [f"{g['failed']} of {g['n']}" for g in groups]
