@@ -2,7 +2,7 @@
 
 A hash chain proves that the log is consistent with itself, not that it is the log you
 had: restoring an older copy, truncating it, or rewriting one event and recomputing
-every hash after it all leave a chain that verifies (RELIABILITY.md item 11). So the
+every hash after it all leave a chain that verifies (docs/reliability.md, pitfall 11). So the
 head ``(seq, hash)`` is also written down somewhere the ledger cannot change — an anchor
 file the user keeps elsewhere, an export's ``manifest.json``, a backup's marker — and
 ``verify --against FILE`` checks that the log still reaches that seq with that hash.

@@ -1,6 +1,6 @@
 """Backups that exist only once they are complete and verified; restores that check first.
 
-``env.copy`` does not fsync and refuses an existing target (RELIABILITY.md item 8), and a
+``env.copy`` does not fsync and refuses an existing target (docs/reliability.md, pitfall 8), and a
 process killed half-way must never leave something that looks like a backup. So a backup
 is written to a temporary folder next to its destination (``DEST.<pid>-<tag>.tmp``),
 fsynced, verified in a child process, marked (``BACKUP.json`` holds its head, so it is

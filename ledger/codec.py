@@ -1,7 +1,7 @@
 """Bytes in and out: the JSON Lines wire form, canonical msgpack, timestamps.
 
 msgspec's JSON writes NaN/±inf as ``null`` and refuses the ``NaN`` token that Python's
-``json`` writes, so the wire spelling of non-finite numbers is ours (DESIGN §2): output
+``json`` writes, so the wire spelling of non-finite numbers is ours (docs/architecture.md, Events): output
 uses the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; input accepts those strings
 in metric values and the bare tokens anywhere. Hashes and ids never see JSON: they use
 deterministic msgpack.
@@ -426,8 +426,9 @@ def decode_json_event(line: bytes | str) -> Event:
     """One JSON Lines record as a strict event.
 
     The fast path is msgspec's typed decoder; only a line it refuses is re-parsed with
-    Python's ``json`` (which knows the ``NaN``/``Infinity`` tokens) to accept the
-    spellings DESIGN §2 allows and to produce an error that names the field.
+    Python's ``json`` (which knows the ``NaN``/``Infinity`` tokens) to accept the other
+    spellings input allows (docs/architecture.md, Events) and to produce an error that
+    names the field.
     """
     try:
         return _json_input.decode(line)
@@ -470,7 +471,7 @@ def decode_json_lines(
 
 
 def to_json_safe(obj: Any) -> Any:
-    """Replace non-finite floats by their DESIGN §2 spellings, recursively."""
+    """Replace non-finite floats by their spellings (docs/architecture.md, Events), recursively."""
     if isinstance(obj, float):
         if math.isfinite(obj):
             return obj
@@ -494,5 +495,5 @@ def event_to_wire(env: Envelope, *, hash_hex: str | None = None) -> dict[str, An
 
 
 def dumps(obj: Any) -> bytes:
-    """Deterministic JSON (sorted keys) with the DESIGN §2 non-finite spelling."""
+    """Deterministic JSON (sorted keys) with the non-finite spelling of docs/architecture.md, Events."""
     return _json_out.encode(to_json_safe(obj))

@@ -1,4 +1,4 @@
-"""The event types of DESIGN §2 as one msgspec tagged union.
+"""The event types (docs/architecture.md, Events) as one msgspec tagged union.
 
 Two families share every tag and field. The plain classes (``CaseCreated``...) are what
 the API takes and what stored bytes decode to; they ignore unknown fields so that a newer

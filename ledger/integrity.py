@@ -1,14 +1,14 @@
 """Verification that survives the storage it checks.
 
 LMDB 0.9 has no page checksums, and a flipped bit or a truncated file can make a reader
-die of SIGBUS (RELIABILITY.md item 1). ``verify_isolated`` therefore scans in a child
+die of SIGBUS (docs/reliability.md, pitfall 1). ``verify_isolated`` therefore scans in a child
 process: a signal death of the child is reported as corruption, never as a crash of the
 caller, and the caller never maps the files itself.
 
 The children are forked by a small server (``python -m ledger.integrity --serve``): a
 clean interpreter that imported the ledger once and never opens an environment itself.
 Each check then costs a fork instead of an interpreter start-up (a corruption battery
-runs hundreds), no LMDB environment ever crosses a fork (pitfall 6), and unlike
+runs hundreds), no LMDB environment ever crosses a fork (docs/reliability.md, pitfall 6), and unlike
 ``multiprocessing`` nothing re-imports the caller's ``__main__``.
 """
 

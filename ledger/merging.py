@@ -1,6 +1,6 @@
 """``merge``: the union of several ledgers as a new ledger, in one deterministic order.
 
-DESIGN §7: repeatedly take, among the sources' next events whose references are already
+docs/architecture.md, Past one host: repeatedly take, among the sources' next events whose references are already
 merged, the one with the smallest (ts, id); each source's own order is kept; an event
 present in several sources appears once; conflicts stop the merge as in sync.
 

@@ -1,4 +1,4 @@
-"""The resume plan (DESIGN §5 and §6): what a restarted runner still has to do.
+"""The resume plan (docs/architecture.md, The runner side): what a restarted runner still has to do.
 
 A started, unfinished run is *running* while it is on this host with its pid alive, or
 on another host with a fresh lease; otherwise it is *interrupted*. On this host a dead

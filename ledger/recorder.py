@@ -1,4 +1,4 @@
-"""The runner side (DESIGN §6): buffered recording of studies, cases, runs and metrics.
+"""The runner side (docs/architecture.md): buffered recording of studies, cases, runs and metrics.
 
 A runner pays microseconds per metric: events go to an in-memory buffer (``Outbox``)
 that is committed as one batch when it reaches ``batch_size``, every ``interval``

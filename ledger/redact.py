@@ -1,6 +1,6 @@
 """Secret redaction before an event is hashed and stored.
 
-The log is immutable, so a secret that reaches it stays forever (RELIABILITY.md item 13):
+The log is immutable, so a secret that reaches it stays forever (docs/reliability.md, pitfall 13):
 values under secret-looking keys, and values shaped like well-known credentials, are
 replaced before the id, the hash and the stored bytes are computed. Keys are split into
 words on ``_``, ``-``, ``.``, spaces and camelCase, and matched as whole words, so

@@ -1,4 +1,4 @@
-"""``sync``: copy to a target ledger every event of a source that it lacks (DESIGN §7).
+"""``sync``: copy to a target ledger every event of a source that it lacks (docs/architecture.md, Past one host).
 
 Events keep their id, ts and content; the target numbers and chains them itself. The
 copy goes in batches, each one atomic append that also writes the sync's *cursor* — the
@@ -77,7 +77,7 @@ _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
 
 
 class SyncResult(msgspec.Struct, kw_only=True):
-    """What a sync did: DESIGN §7's ``--json`` figures, and a little more.
+    """What a sync did: the ``sync --json`` figures, and a little more.
 
     ``source_seq`` is the source seq up to which the target now holds every event the
     sync selects; ``stopped`` says a ``follow`` ended on a signal (or ``stop``).

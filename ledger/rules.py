@@ -1,4 +1,4 @@
-"""The append-time rules of DESIGN §2, checked inside the write transaction.
+"""The append-time rules (docs/architecture.md, Append-time rules), checked inside the write transaction.
 
 ``RefState`` is a read-through cache over the ``refs`` table (studies, cases, runs) for
 one transaction: the rules read what earlier batches and earlier events of this batch

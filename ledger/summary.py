@@ -1,7 +1,7 @@
 """Small folds that ``ledger`` itself needs: per-study counts and run states.
 
 ``status`` and the runner's resume plan need to know which cases and runs a study has
-and how they ended. ``ledger`` never imports ``projections`` (DESIGN §1), so this is a
+and how they ended. ``ledger`` never imports ``projections`` (docs/architecture.md, Layers), so this is a
 fold of its own — a few dicts. ``study_states`` reads a large log as frames (the metrics
 events as stored columns, counted with numpy) instead of decoding every event: a runner
 restarting on a study of millions of values waits for a fraction of the decode.

@@ -408,7 +408,7 @@ def pareto_fronts(points: np.ndarray, *, block: int = 1024) -> np.ndarray:
     return fronts
 
 
-#: The runs a ranking draws on unless told otherwise (DESIGN: completed runs).
+#: The runs a ranking draws on unless told otherwise (docs/architecture.md, Projections: runs that count).
 COUNTED = ("completed",)
 
 
@@ -488,7 +488,7 @@ def rank_cases(
             detail = f"{policy.agg} {_num(float(vals[i]))}" if has[i] else "no value"
             broken[i].append(f"{c.text} ({detail})")
     key_aggs = [agg_of(k.metric, k.direction) for k in policy.keys]
-    # ``runs`` is the number of completed runs aggregated (DESIGN §5): those with a final
+    # ``runs`` is the number of completed runs aggregated (docs/architecture.md, Command output): those with a final
     # value of the first key, not every completed run of the case.
     first_idx = np.asarray(finals.get(policy.keys[0].metric, (np.empty(0, np.int64),))[0], np.int64)
     first_keep = ok[first_idx] if len(first_idx) else np.zeros(0, bool)

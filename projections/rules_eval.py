@@ -144,7 +144,7 @@ class CheckReport:
     time_unit: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The ``check --json`` shape; non-finite actual values spelled as DESIGN §2 says."""
+        """The ``check --json`` shape; non-finite actual values spelled as in docs/architecture.md, Events."""
 
         def rr(r: RuleResult) -> dict[str, Any]:
             d: dict[str, Any] = {

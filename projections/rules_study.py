@@ -5,7 +5,7 @@ attributes; this module folds one study (``load_study``) into those inputs and k
 run -> case mapping and the runs it did not check, so the report can say why.
 
 Which runs are checked: the completed, non-invalidated runs, the same runs rankings
-aggregate (DESIGN §3: invalidated runs count nowhere). A failed, cancelled or still
+aggregate (docs/architecture.md, Projections: invalidated runs count nowhere). A failed, cancelled or still
 running run is listed under ``skipped`` with its status: its final metrics, if any, are
 not a flow result a rule can judge. A run's attributes are its case's params overlaid
 with its own ``config`` (strings such as ``synth__netlist__hash`` and the time units live

@@ -2,7 +2,7 @@
 
 Each builds a ``Query`` from the shared selection options, makes one call to
 ``projections.analytics.api`` and renders the ``AnalyticsResult``: a readable summary
-by default, the DESIGN §5 JSON with ``--json``; warnings go to stderr. Defaults come
+by default, the README's JSON shapes with ``--json``; warnings go to stderr. Defaults come
 from ``ledger.toml`` (current directory, else beside the ledger); flags override it.
 Nothing heavy is imported at module level, so ``ledger stats --help`` stays fast.
 """

@@ -1,4 +1,4 @@
-"""sync and merge: carry ledgers past one host (DESIGN §7)."""
+"""sync and merge: carry ledgers past one host (docs/architecture.md, Past one host)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What every importer shares: the typed error, stable ids, names, numbers, times, progress.
 
-An importer turns a foreign source into DESIGN §2 wire dicts. Two properties make that
+An importer turns a foreign source into wire dicts (docs/architecture.md, Events). Two properties make that
 safe to repeat and safe to fail:
 
 - ids are derived from the source (never from the wall clock or a counter), so

@@ -1,4 +1,4 @@
-"""Plug the ledger into the frameworks people already record from (DESIGN §9).
+"""Plug the ledger into the frameworks people already record from (docs/architecture.md, Report, integrations, SQL).
 
 One module per framework, each an optional extra, each importing its framework only
 when it is used (so ``import ledger`` stays light) and each recording through the

@@ -1,6 +1,6 @@
 """Everything that touches the lmdb module: settings, the shared environment, growth, errors.
 
-The one module that imports ``lmdb`` (STYLE convention 1). RELIABILITY.md "Settings that
+The one module that imports ``lmdb`` (docs/architecture.md, Layers). docs/reliability.md "Settings that
 follow" is applied here: sync and metasync on, writemap and map_async off, a sparse map
 grown under a file lock, ``reader_check()`` on every open, ``max_readers`` 512, a small
 fixed ``max_dbs``. LMDB allows one environment per path per process, so environments are
@@ -145,7 +145,7 @@ def filesystem_type(path: str) -> str:
 
 
 def check_location(path: str, *, allow_network_fs: bool = False) -> None:
-    """Refuse network file systems, where LMDB's locks do not hold (RELIABILITY item 9)."""
+    """Refuse network file systems, where LMDB's locks do not hold (docs/reliability.md, pitfall 9)."""
     if allow_network_fs:
         return
     probe = os.path.abspath(path)
@@ -271,7 +271,7 @@ class SharedEnv:
         for attempt in range(5):
             try:
                 if not creating or attempt:
-                    # Adopt the stored size (RELIABILITY pitfall 4); an explicit size may
+                    # Adopt the stored size (docs/reliability.md, pitfall 4); an explicit size may
                     # only raise it, never shrink it.
                     self.env.set_mapsize(0)
                     if map_size and map_size > self.env.info()["map_size"]:
@@ -302,7 +302,7 @@ class SharedEnv:
         max_readers: int,
         lock: bool,
     ) -> Any:
-        """``lmdb.open`` with the settings of RELIABILITY.md. Opening starts a
+        """``lmdb.open`` with the settings of docs/reliability.md. Opening starts a
         transaction, which meets ``MAP_RESIZED`` when another process grows the map at
         that moment (R1 met it once in a few hundred restarts under load): open again."""
         for attempt in range(5):
@@ -350,7 +350,7 @@ class SharedEnv:
             )
 
     def reader_check(self) -> int:
-        """Free the reader slots of dead processes (RELIABILITY pitfall 5); how many."""
+        """Free the reader slots of dead processes (docs/reliability.md, pitfall 5); how many."""
         if not self.lock:
             return 0
         try:
@@ -420,7 +420,7 @@ class SharedEnv:
                     return result
                 except lmdb.MapFullError:
                     # put() or commit() may raise it, and the transaction is dead
-                    # (RELIABILITY pitfall 3): abort, grow, redo the whole batch.
+                    # (docs/reliability.md, pitfall 3): abort, grow, redo the whole batch.
                     txn.abort()
                     self.grow(max_size)
                 except lmdb.Error as exc:
@@ -652,7 +652,7 @@ def block_at_or_before(txn: Any, db: Any, key: bytes) -> tuple[bytes, Any] | Non
 
 
 def put_checked(txn: Any, key: bytes, value: bytes, *, db: Any, append: bool = False) -> None:
-    """``put`` that raises instead of returning False (RELIABILITY pitfall 7)."""
+    """``put`` that raises instead of returning False (docs/reliability.md, pitfall 7)."""
     if not txn.put(key, value, db=db, append=append, overwrite=True):
         raise StorageError(f"store refused key {key.hex()} (out of order append?)")
 

@@ -3,7 +3,7 @@
 This layer decides *which numbers* go into the statistics modules (``stats``,
 ``outliers``, ``compare``, ``failures``, ``curves``), which do the maths. It loads the
 study once per call, takes the query's rows, leaves out what cannot be used — with a
-reason per run — and shapes the DESIGN §5 JSON.
+reason per run — and shapes the ``--json`` output (README, Command reference).
 
 Defaults, so a bare query does what a user means:
 

@@ -30,7 +30,7 @@ Rows are sorted by (case, run) in code-point order. Columns: ``case``, ``run``,
 selected case sets (sorted by name), then one column per metric holding the run's final
 value in force (null when the run has none; NaN stays NaN). With an ``agg`` on the
 metrics, one row per case instead: ``case``, ``stage``, ``eco``, ``eco_class``, ``runs``
-(the runs aggregated), params, metrics — the aggregate of DESIGN §3 (``mean`` and
+(the runs aggregated), params, metrics — the aggregate of rankings (docs/architecture.md, Projections; ``mean`` and
 ``median`` propagate NaN, ``best`` ignores it, ``last`` is the latest recorded). A
 metric named like another column is written ``metric.<name>``.
 

@@ -8,10 +8,10 @@ Every function of ``projections.analytics.api`` returns one. It carries
 - ``exclusions``: every run (or case) left out, with its reason,
 - ``query`` and ``as_of``: what was asked, at which seq, so the numbers can be
   reproduced exactly later (``Query(...).as_of(result.as_of)``),
-- ``data``: the JSON payload (DESIGN §5 shapes) and ``warnings``.
+- ``data``: the JSON payload (the ``--json`` shapes) and ``warnings``.
 
 Tables stay numpy columns until asked for as Arrow, so a command that prints text never
-imports pyarrow. ``to_json()`` spells NaN and ±inf as DESIGN §2 says, with sorted keys:
+imports pyarrow. ``to_json()`` spells NaN and ±inf as in docs/architecture.md, Events, with sorted keys:
 the same result gives the same bytes.
 """
 
@@ -157,7 +157,7 @@ class AnalyticsResult:
     # -- JSON --------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON payload: the DESIGN §5 keys of this kind of analysis plus
+        """The JSON payload: the ``--json`` keys of this kind of analysis plus
         ``study``, ``as_of``, ``query``, ``settings``, ``exclusions`` and ``warnings``."""
         out = dict(self.data)
         out["study"] = self.study

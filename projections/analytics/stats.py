@@ -72,7 +72,7 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
         """Builtins only (dict, list, str, int, float, bool, None); NaN becomes None.
 
         ±inf stays a float where it is the true value (an input value of ±inf, an
-        infinite odds ratio); the JSON layer spells it as DESIGN §2 says.
+        infinite odds ratio); the JSON layer spells it as in docs/architecture.md, Events.
         """
         return _nan_to_none(msgspec.to_builtins(self, enc_hook=_enc_hook))
 

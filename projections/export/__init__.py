@@ -1,4 +1,4 @@
-"""Deterministic, safe snapshot exports (DESIGN §4).
+"""Deterministic, safe snapshot exports (docs/architecture.md, Exports).
 
 The lower layer, usable on its own: :mod:`.safety` (formula-injection neutralising,
 safe file names, path confinement, secret redaction), :mod:`.writers` (byte-stable

@@ -1,7 +1,7 @@
 """Float columns as text in Python's ``repr`` form, the way CSV and xlsx cells spell them.
 
 Shortest round-trip digits, ``repr``'s layout (``1e-07``, ``1e+16``, ``123.0``) and the
-DESIGN §2 spellings of non-finite values, computed with Arrow kernels and numpy masks,
+the spellings of non-finite values (docs/architecture.md, Events), computed with Arrow kernels and numpy masks,
 never one Python call per value (unless a future pyarrow lays its digits out in a way
 the fast path does not expect, when an exact per-value path takes over).
 """

@@ -1,4 +1,4 @@
-"""Canonical JSON: sorted keys, 2-space indent, shortest floats, DESIGN §2 spellings of
+"""Canonical JSON: sorted keys, 2-space indent, shortest floats, the spellings of
 non-finite numbers, and nothing that depends on the hash seed (sets are sorted)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class RawJSON:
 def to_jsonable(obj: Any) -> Any:
     """A copy of ``obj`` that msgspec encodes canonically.
 
-    Non-finite floats become the strings DESIGN §2 prescribes (msgspec would write
+    Non-finite floats become the strings of docs/architecture.md, Events (msgspec would write
     ``null``); numpy scalars and arrays become Python numbers and lists; tuples become
     lists; sets become sorted lists (their iteration order follows the hash seed);
     mapping keys must be strings (ints are converted).

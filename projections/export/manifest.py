@@ -2,7 +2,7 @@
 
 The manifest is the part of an export a user keeps: its file hashes let anyone check
 the folder later, and its ``(as_of, head_hash)`` records the ledger head outside the
-ledger, which is what catches a rollback or a rewritten log (RELIABILITY.md item 11).
+ledger, which is what catches a rollback or a rewritten log (docs/reliability.md, pitfall 11).
 It is written with the same canonical JSON as everything else, so equal snapshots have
 equal manifests, byte for byte.
 """
@@ -106,7 +106,7 @@ def build_manifest(
     versions: Mapping[str, str] | None = None,
     format_version: int = FORMAT_VERSION,
 ) -> dict[str, Any]:
-    """The manifest of DESIGN §4 as a plain dict (write it with ``write_json``).
+    """The manifest (docs/architecture.md, Exports) as a plain dict (write it with ``write_json``).
 
     ``files`` must not list the manifest itself. ``redacted`` is what
     :func:`projections.export.safety.redaction_report` returns.

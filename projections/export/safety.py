@@ -65,7 +65,7 @@ _NEGATIVE_NUMBER = re.compile(r"'*-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]
 
 
 def needs_neutralising(text: str) -> bool:
-    """True when a spreadsheet could read ``text`` as a formula (RELIABILITY.md item 12).
+    """True when a spreadsheet could read ``text`` as a formula (docs/reliability.md, pitfall 12).
 
     A negative number such as ``-1.5e3`` is data, not a formula, and stays as it is.
     """
@@ -281,7 +281,7 @@ def confine(base: str | os.PathLike[str], relative: str | os.PathLike[str]) -> P
 
 REDACTED = "[redacted]"
 
-#: Whole words of a key that mark its value as secret (DESIGN §2, plus ``key`` below).
+#: Whole words of a key that mark its value as secret (docs/architecture.md, Append-time rules; plus ``key`` below).
 DEFAULT_SECRET_WORDS = frozenset(
     {
         "apikey",

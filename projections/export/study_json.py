@@ -64,7 +64,7 @@ def _times_text(m: dict[str, Any], rows: np.ndarray) -> list[str | None]:
 
 
 def _json_floats(values: np.ndarray) -> list[Any]:
-    """Floats as JSON takes them: non-finite ones as their DESIGN §2 strings."""
+    """Floats as JSON takes them: non-finite ones as their strings (docs/architecture.md, Events)."""
     out: list[Any] = values.tolist()
     for i in np.flatnonzero(~np.isfinite(values)).tolist():
         v = out[i]

@@ -520,7 +520,7 @@ def _param_column(values: list[Any]) -> pa.Array:
 
 
 def _json_text(value: Any) -> str:
-    """Compact canonical JSON (sorted keys, DESIGN §2 non-finite spellings)."""
+    """Compact canonical JSON (sorted keys, the non-finite spellings of docs/architecture.md, Events)."""
     import msgspec
 
     from projections.export.json_writer import to_jsonable

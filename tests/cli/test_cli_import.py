@@ -427,7 +427,7 @@ def test_orfs_reimport_appends_nothing(orfs_ledger):
 
 def _mean_by_case(lines, metric, convert=lambda rec, v: v):
     """case -> (mean of the runs that have the metric, how many they are): rank's ``runs``
-    counts the completed runs aggregated (DESIGN §5), not every run of the case."""
+    counts the completed runs aggregated (``rank --json``), not every run of the case."""
     acc = defaultdict(list)
     for rec in lines:
         case = f"{rec['platform']}/{rec['design']}"

@@ -1,4 +1,4 @@
-"""Golden compatibility test (STYLE convention 4): a hand-written JSON Lines log and the
+"""Golden compatibility test (docs/storage-format.md): a hand-written JSON Lines log and the
 bytes it must keep producing — canonical bytes, ids, per-event hashes, the head hash,
 ``log --json``, and the export files — whatever the storage layout underneath.
 
@@ -110,7 +110,7 @@ def test_every_event_keeps_its_id_hash_and_canonical_bytes(observed, expected):
 
 
 def test_ids_without_a_client_id_are_the_content_digest(extras):
-    """DESIGN §2: an event with no ``id`` gets one derived from its canonical content
+    """docs/architecture.md, Append-time rules: an event with no ``id`` gets one derived from its canonical content
     (after redaction, never including ``ts``)."""
     explicit = set()
     for line in golden_lines():

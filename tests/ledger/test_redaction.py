@@ -1,4 +1,4 @@
-"""Secret redaction at append (DESIGN §2, RELIABILITY item 13): what is redacted, what is
+"""Secret redaction at append (docs/architecture.md, Append-time rules; docs/reliability.md, pitfall 13): what is redacted, what is
 kept, that the scan stays linear, and that the stored event never holds the secret."""
 
 from __future__ import annotations

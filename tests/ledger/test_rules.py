@@ -1,4 +1,4 @@
-"""Every append-time rule of DESIGN §2, and the exact text of its error."""
+"""Every append-time rule (docs/architecture.md), and the exact text of its error."""
 
 from __future__ import annotations
 

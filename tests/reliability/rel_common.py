@@ -1,7 +1,7 @@
 """Shared by the reliability tests and their worker scripts (which run it from this folder).
 
 Workers are separate scripts started with the current interpreter, never forked
-(RELIABILITY.md). Sizes come in pairs: the CI size, and the soak size used when SOAK=1
+(docs/reliability.md). Sizes come in pairs: the CI size, and the soak size used when SOAK=1
 (``make soak``).
 """
 

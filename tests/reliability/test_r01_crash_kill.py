@@ -1,4 +1,4 @@
-"""R1 crash-kill (release blocker) and R2 ack-lost retry, as RELIABILITY.md specifies.
+"""R1 crash-kill (release blocker) and R2 ack-lost retry, as docs/reliability.md specifies.
 
 Writers (separate processes) append batches of 1-40 events and ack each commit in an
 oracle file; the parent kills them with SIGKILL at random points 0-100 ms after they are

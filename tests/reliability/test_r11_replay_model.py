@@ -4,7 +4,7 @@ model of it: same events in the same order, a head equal to the model's, hashes 
 never change once returned, a chain that verifies, and chunked replay (a read
 transaction per block) equal to replay in one read transaction.
 
-Hook: the projection and export rules of RELIABILITY.md R11 (``checkpoint_projection``,
+Hook: the projection and export rules of docs/reliability.md R11 (``checkpoint_projection``,
 ``export``, and the invariant ``project(from_snapshot(k)) == project(full_replay) ==
 project(model)``) belong to the projections and exports work. They plug in by
 subclassing ``LedgerModel`` and adding rules that use ``self.ledger`` and
@@ -58,7 +58,7 @@ class LedgerModel(RuleBasedStateMachine):
     def model_events(self) -> list[tuple[str, bytes]]:
         return list(self.model)
 
-    # -- events the rules of DESIGN §2 accept, given the model ----------------------------
+    # -- events the append-time rules accept, given the model ----------------------------
 
     def _new_events(self, data: st.DataObject) -> list[dict]:
         events: list[dict] = []

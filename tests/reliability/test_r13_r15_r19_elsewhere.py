@@ -1,4 +1,4 @@
-"""Rows of the RELIABILITY.md battery that are proved elsewhere or cannot be yet, listed
+"""Rows of the battery (docs/reliability.md) that are proved elsewhere or cannot be yet, listed
 so that the battery reads complete and a skipped row says why."""
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def test_lock_false_only_read_only_on_a_backup(tmp_path):
 
 
 def test_settings_that_follow(tmp_path):
-    """RELIABILITY.md "Settings that follow", as the environment reports them."""
+    """docs/reliability.md "Settings that follow", as the environment reports them."""
     with Ledger(tmp_path / "l") as ledger:
         flags = ledger._store.env.env.flags()
         info = ledger.storage_info()

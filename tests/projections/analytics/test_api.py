@@ -255,7 +255,7 @@ def test_outliers_modified_z_bounds_and_nan(lat):
     ]
     assert mz.data["kept"] == 4
     out = json.loads(mz.to_json())
-    assert out["outliers"][1]["value"] == "NaN"  # DESIGN §2 spelling
+    assert out["outliers"][1]["value"] == "NaN"  # the spelling of docs/architecture.md, Events
     b = api.outliers(Query(lat).cases("c"), metric="lat", method="bounds", low=0.5, high=10)
     assert [(o["run"], o["reason"]) for o in b.data["outliers"]] == [
         ("r0", "lat=0.0 below low=0.5"),

@@ -1,4 +1,4 @@
-"""Cells, names, paths and secrets (RELIABILITY.md items 12-13, battery rows R13-R15)."""
+"""Cells, names, paths and secrets (docs/reliability.md: pitfalls 12-13, rows R13-R15)."""
 
 from __future__ import annotations
 
