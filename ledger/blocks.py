@@ -12,7 +12,9 @@ Layout 3 (little-endian):
     3   u32 n                   events in the block
     7   32 bytes                chain hash after the last event
     39  u64 events_sum          XXH3-64 of the bytes from offset 63 to the end of ``data``
-    47  u64 columns_sum         XXH3-64 of ``columns``
+    47  u64 frames_sum          XXH3-64 of ``columns`` followed by the stored bytes of the
+                                block's other (non-metrics) events, in order: all that a
+                                rebuild from columns reads
     55  u64 header_sum          XXH3-64 of bytes 0-54, seeded with the block's first seq
     63  n * 8 bytes             prefix of each event's chain hash
     ..  (n + 1) * u32           offsets of each event inside ``data`` (and its end)
@@ -38,13 +40,19 @@ only checked by ``verify``'s chain); every block written now is layout 3.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
+from xxhash import xxh3_64 as _xxh3_stream
 from xxhash import xxh3_64_intdigest as _xxh3
 
 from .chain import GENESIS, chain_hash, chain_hashes_of_views
 from .errors import CorruptionError
 from .events import Envelope
+
+if TYPE_CHECKING:
+    from .columns import MetricColumns
 
 __all__ = [
     "GENESIS",
@@ -88,11 +96,13 @@ def encode_block(
     columns: bytes = b"",
     *,
     first_seq: int,
+    others: Sequence[int] = (),
     magic: bytes = MAGIC,
 ) -> bytes:
     """One stored block of the encoded envelopes ``events`` starting at ``first_seq``,
-    their chain ``hashes`` and metric ``columns`` (layout 3; ``magic`` writes the older
-    layouts, for tests of the readers that still read them)."""
+    their chain ``hashes`` and metric ``columns``; ``others`` are the positions of the
+    events that are not metrics events (layout 3; ``magic`` writes the older layouts,
+    for tests of the readers that still read them)."""
     n = len(events)
     header = _array_header(n)
     offsets = [0] * (n + 1)
@@ -109,7 +119,8 @@ def encode_block(
         return head + body
     if magic == MAGIC_V2:
         return b"".join((head, body, columns))
-    sums = struct.pack("<QQ", _xxh3(body), _xxh3(columns))
+    frames = columns + b"".join(events[i] for i in others) if columns else b""
+    sums = struct.pack("<QQ", _xxh3(body), _xxh3(frames))
     header_sum = _xxh3(head + sums, seed=first_seq)
     return b"".join((head, sums, struct.pack("<Q", header_sum), body, columns))
 
@@ -127,6 +138,7 @@ class BlockView:
     hashes them, the columns before they are handed out (each once)."""
 
     __slots__ = (
+        "_checked_others",
         "_columns_ok",
         "_events_ok",
         "_sums",
@@ -158,6 +170,7 @@ class BlockView:
                 f"block at seq {first_seq} has an unknown layout (bad magic)", seq=first_seq
             )
         self._events_ok = self._columns_ok = self.version < 3
+        self._checked_others: frozenset[int] = frozenset()
         self._sums = (0, 0)
         self.prefix_start = _HEADER.size
         if self.version == 3:
@@ -189,6 +202,7 @@ class BlockView:
         self.offsets = ()
         self._events_ok = False  # there are none here: any read of them must fail
         self._columns_ok = False
+        self._checked_others = frozenset()
         self._sums = (-1, self._sums[1])  # no events region can match this
 
     def _bad(self, what: str, seqs: str) -> CorruptionError:
@@ -224,17 +238,40 @@ class BlockView:
         if self.version == 3:
             self._events_ok = self._columns_ok = False
             self.check_events()
-            _ = self.columns
+            if len(self.buf) > self.data_end:
+                self.frame_parts()
 
     @property
     def columns(self) -> memoryview:
-        """The stored metric columns (empty when the block has none), checked."""
-        cols = self.buf[self.data_end :]
+        """The stored metric columns as they are (empty when the block has none); read
+        their values through ``frame_parts``, which checks them."""
+        return self.buf[self.data_end :]
+
+    def frame_parts(self) -> tuple[MetricColumns, list[int]]:
+        """The block's metric columns and the positions of its other events, checked
+        (layout 3): the columns and those events' bytes against the frames checksum, so
+        a rebuild never hashes the whole events region for the few events it decodes.
+        Raises ``CorruptionError`` naming the block."""
+        import numpy as np
+
+        from .columns import parse_columns
+
+        raw = self.buf[self.data_end :]
+        cols = parse_columns(raw, self.first_seq, self.count)
+        is_metric = np.zeros(self.count, bool)
+        is_metric[cols.pos] = True
+        others = np.flatnonzero(~is_metric).tolist() if len(cols.pos) < self.count else []
+        if others and not self.offsets:  # a compact block claims metrics events only
+            raise self._bad("columns", f"{self.first_seq}-{self.last_seq}")
         if not self._columns_ok:
-            if _xxh3(cols) != self._sums[1]:
+            digest = _xxh3_stream(raw)
+            for i in others:
+                digest.update(self._event_bytes(i))
+            if digest.intdigest() != self._sums[1]:
                 raise self._bad("columns", f"{self.first_seq}-{self.last_seq}")
             self._columns_ok = True
-        return cols
+            self._checked_others = frozenset(others)
+        return cols, others
 
     @property
     def last_seq(self) -> int:
@@ -247,6 +284,9 @@ class BlockView:
 
     def event_bytes(self, i: int) -> memoryview:
         self.check_events()
+        return self._event_bytes(i)
+
+    def _event_bytes(self, i: int) -> memoryview:
         start, end = self.offsets[i], self.offsets[i + 1]
         if not (0 <= start <= end <= self.data_end - self.data_start):
             raise CorruptionError(
@@ -284,9 +324,10 @@ class BlockView:
         """The envelope at position ``i`` alone (the few non-metrics events of a block
         whose metrics are read as columns)."""
         seq = self.first_seq + i
-        self.check_events()
+        if i not in self._checked_others:  # frame_parts checked the ones a rebuild reads
+            self.check_events()
         try:
-            env = _decode_envelope.decode(self.event_bytes(i))
+            env = _decode_envelope.decode(self._event_bytes(i))
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
             raise CorruptionError(
                 f"corrupt at seq {seq}: stored event does not decode ({exc})", seq=seq

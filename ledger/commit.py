@@ -43,6 +43,12 @@ class Careful(Exception):
     """Internal: redo the batch event by event (it holds duplicates or a refusal)."""
 
 
+def _others(events: list[Any]) -> list[int]:
+    """Positions of the events that are not metrics events (the frames checksum covers
+    their bytes with the columns: ``ledger.blocks``)."""
+    return [i for i, e in enumerate(events) if e.TYPE != "metrics_recorded"]
+
+
 def _only_metrics(events: list[Any]) -> bool:
     return all(e.TYPE == "metrics_recorded" for e in events)
 
@@ -155,10 +161,14 @@ def _commit_bulk(
     for start in range(0, n, BLOCK_MAX_EVENTS):
         end = min(n, start + BLOCK_MAX_EVENTS)
         columns = batch.columns[start // BLOCK_MAX_EVENTS]
-        block = encode_block(
-            stored[start:end], hashes[start:end], columns, first_seq=head_seq + 1 + start
-        )
         events = [p.event for p in prepared[start:end]]
+        block = encode_block(
+            stored[start:end],
+            hashes[start:end],
+            columns,
+            first_seq=head_seq + 1 + start,
+            others=() if batch.all_metrics else _others(events),
+        )
         view.block_put(
             head_seq + 1 + start,
             head_seq + end,
@@ -200,7 +210,9 @@ class _Blocks:
         first = last_seq - len(self.events) + 1
         columns = block_columns(self.structs, self.times)
         studies = sorted({h16(e.study) for e in self.structs})
-        block = encode_block(self.events, self.hashes, columns, first_seq=first)
+        block = encode_block(
+            self.events, self.hashes, columns, first_seq=first, others=_others(self.structs)
+        )
         parts = BlockParts(*block_parts(block, columns, _only_metrics(self.structs)))
         self.view.block_put(first, last_seq, block, studies, parts)
         for pending in (self.events, self.hashes, self.structs, self.times):

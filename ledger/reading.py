@@ -175,20 +175,13 @@ def _fill_frame(
 
 def _add_columns(builder: Any, block: BlockView, lo: int, hi: int, study: str | None) -> None:
     """A block's stored metric columns, and its other events decoded one by one."""
-    import numpy as np
-
-    from .columns import parse_columns
-
-    cols = parse_columns(block.columns, block.first_seq, block.count)
+    cols, others = block.frame_parts()
     builder.add_columns(cols, block.first_seq, lo, hi, study)
-    if len(cols.pos) == block.count:
-        return
-    is_metric = np.zeros(block.count, bool)
-    is_metric[cols.pos] = True
-    for i in np.flatnonzero(~is_metric[lo:hi]).tolist():
-        env = block.decode_at(lo + i)
-        if study is None or env.event.study == study:
-            builder.other.append(env)
+    for i in others:
+        if lo <= i < hi:
+            env = block.decode_at(i)
+            if study is None or env.event.study == study:
+                builder.other.append(env)
 
 
 def hash_at(store: Store, seq: int) -> str:

@@ -210,12 +210,24 @@ def _sealed(raw: bytes, first_seq: int) -> bytes:
 
     from xxhash import xxh3_64_intdigest
 
+    from ledger.columns import parse_columns
+
     n = struct.unpack_from("<I", raw, 3)[0]
+    offsets = struct.unpack_from(f"<{n + 1}I", raw, 63 + 8 * n)
     data_start = 63 + 8 * n + 4 * (n + 1)
-    data_end = data_start + struct.unpack_from("<I", raw, 63 + 8 * n + 4 * n)[0]
-    sums = struct.pack(
-        "<QQ", xxh3_64_intdigest(raw[63:data_end]), xxh3_64_intdigest(raw[data_end:])
-    )
+    data_end = data_start + offsets[n]
+    columns = raw[data_end:]
+    frames = b""
+    if columns:
+        try:
+            metric = set(parse_columns(columns, first_seq, n).pos.tolist())
+        except CorruptionError:  # garbled on purpose: seal the columns alone
+            metric = set(range(n))
+        others = [i for i in range(n) if i not in metric]
+        frames = columns + b"".join(
+            raw[data_start + offsets[i] : data_start + offsets[i + 1]] for i in others
+        )
+    sums = struct.pack("<QQ", xxh3_64_intdigest(raw[63:data_end]), xxh3_64_intdigest(frames))
     header = xxh3_64_intdigest(raw[:39] + sums, seed=first_seq)
     return raw[:39] + sums + struct.pack("<Q", header) + raw[63:]
 
@@ -263,6 +275,18 @@ def test_garbled_columns_raise_corruption_naming_the_block(ledger) -> None:
     _rewrite_block(ledger, key, lambda b, raw: pristine, seal=False)
     assert ledger.verify().ok
     _rewrite_block(ledger, key, garble, seal=False)
+    with pytest.raises(
+        CorruptionError, match=r"corrupt at seq 1: metric columns|block of seqs 1-\d+ fails"
+    ):
+        list(ledger.read_frames())
+    _rewrite_block(ledger, key, lambda b, raw: pristine, seal=False)
+
+    def flip(block: BlockView, raw: bytes) -> bytes:  # one bit of the value 1.0
+        at = raw.rindex(np.float64(1.0).tobytes())
+        assert at >= block.data_end
+        return raw[:at] + bytes([raw[at] ^ 1]) + raw[at + 1 :]
+
+    _rewrite_block(ledger, key, flip, seal=False)
     with pytest.raises(CorruptionError, match=r"block of seqs 1-\d+ fails its columns checksum"):
         list(ledger.read_frames())
     assert not ledger.verify().ok
