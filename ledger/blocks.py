@@ -162,12 +162,16 @@ class BlockView:
             self._init_compact()
             return
         if len(self.buf) < _HEADER.size:
-            raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
+            raise CorruptionError(
+                f"corrupt at seq {first_seq}: the stored block starting there is truncated",
+                seq=first_seq,
+            )
         magic, n, last = _HEADER.unpack_from(self.buf, 0)
         self.version = _VERSIONS.get(bytes(magic), 0)
         if self.version == 0:
             raise CorruptionError(
-                f"block at seq {first_seq} has an unknown layout (bad magic)", seq=first_seq
+                f"corrupt at seq {first_seq}: the stored block starting there has an unknown layout (bad magic)",
+                seq=first_seq,
             )
         self._events_ok = self._columns_ok = self.version < 3
         self._checked_others: frozenset[int] = frozenset()
@@ -181,18 +185,27 @@ class BlockView:
         off_start = self.prefix_start + 8 * n
         self.data_start = off_start + 4 * (n + 1)
         if self.data_start > len(self.buf):
-            raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
+            raise CorruptionError(
+                f"corrupt at seq {first_seq}: the stored block starting there is truncated",
+                seq=first_seq,
+            )
         self.offsets = struct.unpack_from(f"<{n + 1}I", self.buf, off_start)
         end = len(self.buf)
         if self.version >= 2:
             end = self.data_start + self.offsets[n]
             if end > len(self.buf):
-                raise CorruptionError(f"block at seq {first_seq} is truncated", seq=first_seq)
+                raise CorruptionError(
+                    f"corrupt at seq {first_seq}: the stored block starting there is truncated",
+                    seq=first_seq,
+                )
         self.data_end = end
 
     def _init_compact(self) -> None:
         if len(self.buf) < _HEADER3 or bytes(self.buf[:3]) != MAGIC:
-            raise CorruptionError(f"block at seq {self.first_seq} is truncated", seq=self.first_seq)
+            raise CorruptionError(
+                f"corrupt at seq {self.first_seq}: the stored block starting there is truncated",
+                seq=self.first_seq,
+            )
         magic, n, last = _HEADER.unpack_from(self.buf, 0)
         self.version = 3
         self._check_header()
@@ -214,7 +227,10 @@ class BlockView:
 
     def _check_header(self) -> None:
         if len(self.buf) < _HEADER3:
-            raise CorruptionError(f"block at seq {self.first_seq} is truncated", seq=self.first_seq)
+            raise CorruptionError(
+                f"corrupt at seq {self.first_seq}: the stored block starting there is truncated",
+                seq=self.first_seq,
+            )
         events_sum, columns_sum, header_sum = _SUMS.unpack_from(self.buf, _HEADER.size)
         if _xxh3(self.buf[: _HEADER.size + 16], seed=self.first_seq) != header_sum:
             raise self._bad("header", f"{self.first_seq}-")  # its count is not to be trusted
