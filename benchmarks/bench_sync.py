@@ -7,8 +7,8 @@ and 200,000 events; ``BENCH_SMOKE=1``: 1k, one round):
   user runs it: ``ledger sync SOURCE TARGET`` beside the plain replication pipe
   ``ledger --ledger SOURCE log --json | ledger --ledger TARGET append -`` (the target
   of the sync is >= 3x the pipe), and ``ledger.sync`` called in-process (what the
-  command adds is start-up). ``LEDGER_BENCH_PG_URL`` (a ``postgresql://`` URL of a
-  database the benchmark may create schemas in) adds LMDB -> PostgreSQL rows.
+  command adds is start-up); and the same two commands into a fresh PostgreSQL ledger
+  (a schema in a database of the tests' server, ``tests/pg.py``; skipped without one).
 - ``sync follow latency``: one event appended to SOURCE, until it is visible in TARGET
   through a running ``ledger sync --follow`` at the default poll (target: median under
   1 s), beside the time until a running ``ledger log --follow`` prints it (the same
@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from conftest import ROOT, SMOKE
@@ -36,7 +34,6 @@ from ledger import Ledger
 
 ROUNDS = 1 if SMOKE else 3
 LATENCY_ROUNDS = 3 if SMOKE else 21
-PG_URL = os.environ.get("LEDGER_BENCH_PG_URL")
 _count = itertools.count()
 PY = sys.executable
 
@@ -51,10 +48,16 @@ def _fresh(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("sync-dst") / f"t{next(_count)}.ledger")
 
 
-def _fresh_pg() -> str:
-    schema = f"bench_sync_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}schema={schema}"
+@pytest.fixture(scope="module")
+def pg_database():
+    """A database of its own on the tests' PostgreSQL server, dropped at the end."""
+    sys.path.insert(0, str(ROOT))
+    from tests import pg
+
+    with pg.server() as found:
+        if isinstance(found, str):
+            pytest.skip(found)
+        yield found
 
 
 def _head(location: str) -> int:
@@ -84,17 +87,32 @@ def _pipe(src: str, dst: str) -> subprocess.CompletedProcess:
     )
 
 
-HOW = ["ledger sync", "log --json | append", "ledger.sync in-process"]
-if PG_URL:
-    HOW += ["ledger sync to PostgreSQL", "log --json | append to PostgreSQL"]
+HOW = [
+    "ledger sync",
+    "log --json | append",
+    "ledger.sync in-process",
+    "ledger sync to PostgreSQL",
+    "log --json | append to PostgreSQL",
+]
 
 
 @pytest.mark.parametrize("how", HOW)
-def test_sync(benchmark, tmp_path_factory, source, how):
+def test_sync(benchmark, request, tmp_path_factory, source, how):
     values, src = source
     events = event_count(values)
     benchmark.group = f"sync {label(values)}"
-    fresh = _fresh_pg if "PostgreSQL" in how else lambda: _fresh(tmp_path_factory)
+    if "PostgreSQL" in how:
+        from tests import pg
+
+        database = request.getfixturevalue("pg_database")
+
+        def fresh() -> str:
+            return database.schema_url(f"bench_{pg.new_schema()}")
+    else:
+
+        def fresh() -> str:
+            return _fresh(tmp_path_factory)
+
     if how.startswith("ledger sync"):
         res = benchmark.pedantic(
             _cli_sync, setup=lambda: ((src, fresh()), {}), rounds=ROUNDS, iterations=1

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import re
 import signal
 import threading
 import time
@@ -30,7 +29,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any, Union
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -43,6 +41,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .log import AppendResult, Ledger
+from .store.location import is_url, mask
 
 try:  # the same type hashlib exports, without loading OpenSSL at start-up
     from _blake2 import blake2b
@@ -53,6 +52,7 @@ __all__ = [
     "BATCH_EVENTS",
     "POLL_SECONDS",
     "SyncResult",
+    "is_url",
     "mask_location",
     "sync",
 ]
@@ -73,7 +73,6 @@ _CURSOR_PREFIX = b"sync/"
 _replace = msgspec.structs.replace
 _json_encode = msgspec.json.Encoder(order="deterministic").encode
 _json_decode = msgspec.json.decode
-_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
 
 
 class SyncResult(msgspec.Struct, kw_only=True):
@@ -101,27 +100,12 @@ class SyncResult(msgspec.Struct, kw_only=True):
 # -- locations ------------------------------------------------------------------------
 
 
-def is_url(location: object) -> bool:
-    return isinstance(location, str) and "://" in location
-
-
 def mask_location(location: object) -> str:
-    """``location`` as given, with any password replaced by ``***`` (in the URL's user
-    info and in a ``password`` query parameter): what messages and results show."""
+    """``location`` as given (a path, a URL, or an open ``Ledger``: its location), with
+    any password shown as ``***``: what messages and results say."""
     if hasattr(location, "read_batches"):
-        location = getattr(location, "url", None) or getattr(location, "path", location)
-    text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
-    if not is_url(text):
-        return text
-    try:
-        parts = urlsplit(text)
-        if parts.password is not None:
-            userinfo, _, host = parts.netloc.rpartition("@")
-            masked = f"{userinfo.partition(':')[0]}:***@{host}"
-            text = text.replace(parts.netloc, masked, 1)
-    except ValueError:
-        return "<a URL that cannot be parsed>"
-    return _QUERY_PASSWORD.sub(r"\1***", text)
+        location = getattr(location, "path", location)
+    return mask(location if isinstance(location, (str, os.PathLike)) else str(location))
 
 
 def open_location(
@@ -131,9 +115,7 @@ def open_location(
     must exist and is opened read-only; a missing target is created (as ``append``)."""
     if hasattr(location, "read_batches"):
         return location, False  # type: ignore[return-value]
-    options: dict[str, Any] = {"create": not source, "readonly": source}
-    if allow_network_fs and not is_url(location):
-        options["allow_network_fs"] = True
+    options = {"create": not source, "readonly": source, "allow_network_fs": allow_network_fs}
     try:
         return Ledger.open(location, **options), True  # type: ignore[arg-type]
     except LedgerNotFound:
@@ -515,11 +497,29 @@ def _stop_on_signals(stop: threading.Event, enabled: bool) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _wait_out(job: _Sync, exc: StoreUnavailable, stop: threading.Event, delay: float) -> None:
-    if job.notify is not None:
-        job.notify(f"waiting: {exc}; retrying in {delay:g} s")
-    job.close()
-    stop.wait(delay)
+class _Backoff:
+    """Waits out an unreachable server: the delay doubles from ``interval`` up to
+    ``most``. Says so when the reason changes (and at every wait once at ``most``), not
+    at every retry; and once the copy is through again, that it is."""
+
+    def __init__(self, interval: float, most: float, notify: Notify | None) -> None:
+        self.interval, self.most, self.notify = interval, most, notify
+        self.delay = 0.0
+        self.said: str | None = None
+
+    def wait(self, exc: StoreUnavailable, job: _Sync, stop: threading.Event) -> None:
+        self.delay = min(self.most, max(self.interval, self.delay * 2 or self.interval))
+        reason = str(exc)
+        if self.notify is not None and (reason != self.said or self.delay >= self.most):
+            self.notify(f"waiting: {reason}; retrying with backoff (every {self.most:g} s at most)")
+            self.said = reason
+        job.close()
+        stop.wait(self.delay)
+
+    def through(self, target: str) -> None:
+        if self.delay and self.notify is not None:
+            self.notify(f"reconnected; {target} is up to date")
+        self.delay, self.said = 0.0, None
 
 
 def sync(
@@ -559,23 +559,20 @@ def sync(
         raise LedgerError(f"batch_size must be at least 1, got {batch_size}")
     job = _Sync(source, target, chosen, batch_size, notify, allow_network_fs)
     stop = stop if stop is not None else threading.Event()
-    delay = 0.0
+    backoff = _Backoff(interval, max_backoff, notify)
     with _stop_on_signals(stop, follow and handle_signals):
         try:
             while True:
                 try:
                     job.run_pass(stop)
-                    if delay and notify is not None:
-                        notify(f"reconnected; {job.result.target} is up to date")
-                    delay = 0.0
+                    backoff.through(job.result.target)
                     if not follow or stop.is_set():
                         break
                     job.wait_for_source(stop, interval)
                 except StoreUnavailable as exc:
                     if not follow or isinstance(exc, AuthenticationFailed):
                         raise
-                    delay = min(max_backoff, max(interval, delay * 2 or interval))
-                    _wait_out(job, exc, stop, delay)
+                    backoff.wait(exc, job, stop)
                 if stop.is_set():
                     break
             job.settle()

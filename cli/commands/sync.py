@@ -7,7 +7,7 @@ import click
 from cli.options import json_option
 from cli.output import echo_json
 from ledger.merging import merge as merge_ledgers
-from ledger.replication import BATCH_EVENTS, POLL_SECONDS, SyncResult
+from ledger.replication import BATCH_EVENTS, POLL_SECONDS, SyncResult, mask_location
 from ledger.replication import sync as sync_ledgers
 
 
@@ -91,7 +91,10 @@ def sync(
       ledger sync node7.ledger postgresql://runner@db/results --follow
     """
     if follow:
-        _stderr(f"following {source} into {target} every {interval:g} s; SIGTERM or Ctrl-C stops")
+        _stderr(
+            f"following {mask_location(source)} into {mask_location(target)} every "
+            f"{interval:g} s; SIGTERM or Ctrl-C stops"
+        )
     result = sync_ledgers(
         source,
         target,

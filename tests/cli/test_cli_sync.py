@@ -122,3 +122,37 @@ def test_merge_prints_the_union_and_refuses_an_existing_out(ledgers):
         "another --out\n",
     )
     assert ledger_cli("merge", "node.ledger").exit_code == 2
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with a user and ``password`` in its authority (unused by a server that
+    trusts the local socket)."""
+    import getpass
+    from urllib.parse import urlsplit
+
+    netloc = urlsplit(url).netloc
+    if "@" in netloc:
+        pytest.skip("the test server's URL already names a user")
+    return url.replace(f"://{netloc}", f"://{getpass.getuser()}:{password}@{netloc}", 1)
+
+
+def test_a_password_in_a_url_never_shows(ledgers, pg_server):
+    from tests import pg
+
+    secret = "s3cret-pw"
+    url = with_password(pg_server.schema_url(pg.new_schema()), secret)
+    r = ledger_cli("sync", "node.ledger", url, "--json")
+    if r.exit_code and "authentication" in r.stderr.lower():
+        pytest.skip("the test server checks passwords")
+    assert r.exit_code == 0, r.stderr
+    shown = json.loads(r.stdout)["target"]
+    assert shown == url.replace(secret, "***") and secret not in r.stdout + r.stderr
+    with Ledger("late.ledger") as led:  # a node whose run finished otherwise
+        led.append(EVENTS[:3])
+        led.append([{"type": "run_finished", "study": "sweep", "run": "r1", "status": "failed"}])
+    r = ledger_cli("sync", "late.ledger", url)
+    assert r.exit_code == 1 and secret not in r.stdout + r.stderr
+    assert r.stderr.startswith("error: late.ledger seq 4 ") and f"refused by {shown}: " in r.stderr
+    r = ledger_cli("merge", url, "late.ledger", "--out", "x.ledger")
+    assert r.exit_code == 1 and secret not in r.stdout + r.stderr
+    assert f"{shown} seq 4 " in r.stderr or "late.ledger seq 4 " in r.stderr

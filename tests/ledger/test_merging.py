@@ -180,3 +180,36 @@ def test_merge_of_one_ledger_is_a_copy_with_the_same_head(hosts, tmp_path):
         head = led.head
     r = ledger.merge([hosts[1]], str(tmp_path / "copy"))
     assert (r.head_seq, r.head_hash) == (head.seq, head.hash)
+
+
+@pytest.fixture
+def pg_location(pg_server):
+    from tests import pg
+
+    return lambda: pg_server.schema_url(pg.new_schema())
+
+
+def test_merge_into_postgresql_gives_the_same_ledger(hosts, tmp_path, pg_location):
+    lmdb = ledger.merge(hosts, str(tmp_path / "m.ledger"))
+    url = pg_location()
+    shared = ledger.merge(list(reversed(hosts)), url)
+    assert (shared.head_seq, shared.head_hash) == (lmdb.head_seq, lmdb.head_hash)
+    assert (shared.appended, shared.duplicates) == (lmdb.appended, lmdb.duplicates)
+    assert wire(url) == wire(str(tmp_path / "m.ledger"))
+    with Ledger(url, create=False, readonly=True) as led:
+        assert led.verify().ok
+        assert led.aux_items("cursors") == []  # the temporary ledger's cursor is gone
+    with pytest.raises(LedgerError, match="already holds a ledger .9 events.; merge writes"):
+        ledger.merge(hosts, url)
+
+
+def test_merge_of_postgresql_sources_in_any_order(hosts, tmp_path, pg_location):
+    urls = []
+    for path in hosts:
+        url = pg_location()
+        ledger.sync(path, url)
+        urls.append(url)
+    lmdb = ledger.merge(hosts, str(tmp_path / "lmdb"))
+    for n, order in enumerate((urls, urls[::-1], [urls[1], urls[0], urls[2]])):
+        r = ledger.merge(order, str(tmp_path / f"pg{n}"))
+        assert (r.head_seq, r.head_hash) == (lmdb.head_seq, lmdb.head_hash)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -12,7 +11,7 @@ from study_events import basic_study
 import ledger
 from ledger import EventError, IdempotencyConflict, Ledger, LedgerError, LedgerNotFound
 from ledger.codec import event_to_wire
-from ledger.replication import CURSORS, cursor_key, mask_location, read_cursor
+from ledger.replication import CURSORS, cursor_key, is_url, mask_location, read_cursor
 
 
 def wire(path, **read) -> list[dict]:
@@ -35,9 +34,23 @@ def timed(events: list[dict], start: float) -> list[dict]:
     return [{**e, "ts": start + i} for i, e in enumerate(events)]
 
 
-@pytest.fixture
-def paths(tmp_path):
-    return {name: str(tmp_path / f"{name}.ledger") for name in "abcdef"}
+# source backend -> target backend; "a" is the source of every test, the rest targets
+# (or other sources of the same backend as the targets).
+COMBOS = {"lmdb": ("lmdb", "lmdb"), "lmdb-to-pg": ("lmdb", "pg"), "pg-to-lmdb": ("pg", "lmdb")}
+
+
+@pytest.fixture(params=list(COMBOS))
+def paths(request, tmp_path):
+    source_kind, target_kind = COMBOS[request.param]
+
+    def location(kind: str, name: str) -> str:
+        if kind == "lmdb":
+            return str(tmp_path / f"{name}.ledger")
+        from tests import pg
+
+        return request.getfixturevalue("pg_server").schema_url(pg.new_schema())
+
+    return {n: location(source_kind if n == "a" else target_kind, n) for n in "abcdef"}
 
 
 def test_sync_copies_every_event_with_its_id_ts_and_content(paths):
@@ -184,6 +197,9 @@ def test_same_id_with_other_content_is_refused_after_copying_the_batch_before_it
 def test_a_source_restored_from_an_older_copy_is_noticed_and_reread(paths, tmp_path):
     from ledger.backup import backup, restore
 
+    if is_url(paths["a"]):
+        pytest.skip("backup and restore are LMDB's")
+    paths = {**paths, "c": str(tmp_path / "restored.ledger")}
     with Ledger(paths["a"]) as a:
         a.append(basic_study("s"))
     backup(paths["a"], tmp_path / "bk")
@@ -212,9 +228,11 @@ def test_sync_refuses_a_ledger_into_itself_and_a_missing_source(paths):
         ledger_id = a.ledger_id
     with pytest.raises(LedgerError, match=f"are the same ledger \\(id {ledger_id}\\)"):
         ledger.sync(paths["a"], paths["a"])
-    with pytest.raises(LedgerNotFound, match="no ledger at .*nope: check the source's path"):
-        ledger.sync(paths["a"] + "nope", paths["b"])
-    assert not os.path.exists(paths["b"])  # the failed call created no target
+    missing = paths["a"] + "nope"  # a folder, or a schema, that holds nothing
+    with pytest.raises(LedgerNotFound, match="no ledger .*nope"):
+        ledger.sync(missing, paths["b"])
+    with pytest.raises(LedgerNotFound):  # the failed call created no target
+        Ledger(paths["b"], create=False)
 
 
 def test_sync_takes_open_ledgers_and_leaves_them_open(paths):
@@ -225,7 +243,7 @@ def test_sync_takes_open_ledgers_and_leaves_them_open(paths):
         assert r.source == paths["a"]
 
 
-def test_passwords_never_show(paths):
+def test_passwords_never_show():
     assert (
         mask_location("postgresql://runner:s3cret@db.example:5432/results?schema=x")
         == "postgresql://runner:***@db.example:5432/results?schema=x"

@@ -14,6 +14,7 @@ import random
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sync_streams import (
@@ -70,18 +71,32 @@ def interleave(streams: list[list[list[dict]]], rnd: random.Random) -> list[list
     return out
 
 
-@settings(
-    max_examples=150 if SOAK else 12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(hosts=hosts, rnd=st.randoms(use_true_random=False))
-def test_merge_is_order_independent_and_agrees_with_sync_and_one_ledger(fast_base, hosts, rnd):
+def _property(fast_base: str, hosts: list, rnd: random.Random) -> None:
     folder = tempfile.mkdtemp(dir=fast_base)
     try:
         check(folder, hosts, rnd)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(hosts=hosts, rnd=st.randoms(use_true_random=False))
+def test_merge_is_order_independent_and_agrees_with_sync_and_one_ledger(fast_base, hosts, rnd):
+    _property(fast_base, hosts, rnd)
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(not SOAK, reason="150 examples run with SOAK=1 (make soak)")
+@settings(max_examples=150, **SETTINGS)
+@given(hosts=hosts, rnd=st.randoms(use_true_random=False))
+def test_merge_and_sync_property_at_soak_size(fast_base, hosts, rnd):
+    _property(fast_base, hosts, rnd)
 
 
 def check(folder: str, hosts: list, rnd: random.Random) -> None:

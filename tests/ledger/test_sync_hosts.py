@@ -42,8 +42,17 @@ def done(*procs: subprocess.Popen) -> list[str]:
     return outs
 
 
-def test_two_hosts_synced_into_one_ledger_equal_one_ledger_recording_directly(tmp_path):
-    shared = str(tmp_path / "shared.ledger")
+@pytest.fixture(params=["lmdb", "postgresql"])
+def shared(request, tmp_path):
+    """The shared ledger: a folder, or a schema on the PostgreSQL server."""
+    if request.param == "lmdb":
+        return str(tmp_path / "shared.ledger")
+    from tests import pg
+
+    return request.getfixturevalue("pg_server").schema_url(pg.new_schema())
+
+
+def test_two_hosts_synced_into_one_ledger_equal_one_ledger_recording_directly(tmp_path, shared):
     local = {h: str(tmp_path / f"host-{h}.ledger") for h in HOSTS}
     defs = tmp_path / "defs.jsonl"
     defs.write_text("".join(json.dumps(e) + "\n" for e in definitions()))

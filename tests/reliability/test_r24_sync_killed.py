@@ -17,7 +17,7 @@ import time
 import pytest
 from rel_common import ROOT, size
 
-from ledger import Ledger
+from ledger import Ledger, LedgerNotFound
 from ledger.integrity import verify_isolated
 from ledger.replication import CURSORS, cursor_key, read_cursor
 
@@ -46,7 +46,7 @@ def head(path: str) -> int:
     try:
         with Ledger(path, create=False, readonly=True) as led:
             return led.head.seq
-    except Exception:  # not created yet
+    except LedgerNotFound:  # not created yet
         return 0
 
 
@@ -59,9 +59,20 @@ def start_sync(source: str, target: str) -> subprocess.Popen:
     )
 
 
-def test_r24_sync_killed_at_random_moments_loses_and_duplicates_nothing(tmp_path, seed):
+@pytest.fixture(params=["lmdb", "postgresql"])
+def target(request, tmp_path):
+    """A folder, or a schema on the PostgreSQL server (a kill there cuts a transaction
+    the server must roll back)."""
+    if request.param == "lmdb":
+        return str(tmp_path / "shared.ledger")
+    from tests import pg
+
+    return request.getfixturevalue("pg_server").schema_url(pg.new_schema())
+
+
+def test_r24_sync_killed_at_random_moments_loses_and_duplicates_nothing(tmp_path, seed, target):
     rng = random.Random(seed)
-    source, target = str(tmp_path / "node.ledger"), str(tmp_path / "shared.ledger")
+    source = str(tmp_path / "node.ledger")
     kills, cut = size(6, 50), 0
     # A first sync, whole, says how long a sync of one growth takes on this machine.
     grow(source, 0, rng)
