@@ -30,6 +30,20 @@ def wire(path: str) -> list[dict]:
         return [event_to_wire(e) for e in led.read()]
 
 
+def export_bytes(path: str, out) -> dict[str, bytes]:
+    import json
+
+    from projections.export.api import export_study
+
+    with Ledger(path, create=False) as led:
+        manifest = export_study(led, "s", out, formats={"csv", "json"}, journal=False)
+    files = {p.name: p.read_bytes() for p in sorted(manifest.path.iterdir())}
+    meta = json.loads(files.pop("manifest.json"))
+    assert meta.pop("ledger_id")
+    files["manifest.json"] = json.dumps(meta, sort_keys=True).encode()
+    return files
+
+
 @pytest.fixture
 def hosts(tmp_path):
     """A study defined on 'shared', pulled by two hosts that each record runs."""
@@ -65,6 +79,10 @@ def test_three_sources_in_all_six_orders_give_one_ledger(hosts, tmp_path):
             assert led.verify().ok
     assert len(heads) == 1
     assert all(c == contents[0] for c in contents)
+    # and the same export bytes (the manifest's ledger id aside: each new ledger has its own)
+    exports = [export_bytes(str(tmp_path / f"m{n}.ledger"), tmp_path / f"x{n}") for n in (0, 5)]
+    assert exports[0] == exports[1]
+    assert {"cases.csv", "runs.csv", "metrics.csv", "study.json"} <= set(exports[0])
     # (ts, id) order; the definitions once, before the runs that need them.
     assert [(t, typ) for _, t, typ in stored(str(tmp_path / "m0.ledger"))] == [
         (0, "study_created"),
