@@ -35,6 +35,11 @@ from typing import Any
 
 import msgspec
 
+try:  # the same type hashlib exports, without loading OpenSSL at start-up
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without CPython's _blake2
+    from hashlib import blake2b
+
 from .errors import EventError, LedgerError, LedgerNotFound
 from .fsync import fsync_dir
 from .log import Ledger
@@ -59,10 +64,12 @@ __all__ = ["MergeResult", "merge"]
 class MergeResult(msgspec.Struct, kw_only=True):
     """What a merge wrote: ``sources`` lists each source (as given, passwords masked)
     with the number of events read from it; ``duplicates`` counts the copies that were
-    already merged from another source."""
+    already merged from another source; ``ledger_id`` is the new ledger's (derived from
+    the sources: ``merged_id``)."""
 
     out: str
     sources: list[dict[str, Any]]
+    ledger_id: str = ""
     appended: int = 0
     duplicates: int = 0
     head_seq: int = 0
@@ -73,14 +80,15 @@ class MergeResult(msgspec.Struct, kw_only=True):
 
 
 class _Source:
-    __slots__ = ("label", "ledger", "events", "head", "gen", "read")
+    __slots__ = ("label", "ledger", "head", "events", "next", "gen", "read")
 
     def __init__(self, label: str, ledger: Ledger) -> None:
         self.label = label
         self.ledger = ledger
-        self.events: Iterator[Any] = ledger.read(0, ledger.head.seq)
-        self.head: Any = None
-        self.gen = 0  # bumped whenever ``head`` changes: older heap entries are stale
+        self.head = ledger.head  # merged up to here (a source that grows meanwhile)
+        self.events: Iterator[Any] = ledger.read(0, self.head.seq)
+        self.next: Any = None  # its next event not merged yet
+        self.gen = 0  # bumped whenever ``next`` changes: older heap entries are stale
         self.read = 0
 
 
@@ -110,11 +118,11 @@ class _Merger:
             if env.id in self.merged:
                 self.send(env, src.label)
                 continue
-            src.head = env
+            src.next = env
             heapq.heappush(self.heap, (env.ts, env.id, src.gen, i))
             self.holders.setdefault(env.id, []).append(i)
             return
-        src.head = None
+        src.next = None
 
     def send(self, env: Any, label: str) -> None:
         self.pending.append(env)
@@ -130,10 +138,10 @@ class _Merger:
                 continue  # that source's event was consumed as a copy meanwhile
             self.merged.add(eid)
             holding = self.holders.pop(eid)
-            self.send(sources[i].head, sources[i].label)
+            self.send(sources[i].next, sources[i].label)
             for j in holding:
                 if j != i:
-                    self.send(sources[j].head, sources[j].label)
+                    self.send(sources[j].next, sources[j].label)
             for j in holding:
                 self.advance(j)
             if len(self.pending) >= self.batch:
@@ -176,6 +184,14 @@ def _check_new(path: str) -> None:
         raise LedgerError(f"cannot write {path}: the folder {parent} does not exist")
 
 
+def merged_id(sources: Sequence[_Source]) -> str:
+    """The new ledger's id, from what was merged (each source's id and head), never
+    from the order the sources were named in: two merges of the same sources are the
+    same ledger, down to the manifest of an export."""
+    parts = sorted({f"{s.ledger.ledger_id}:{s.head.seq}:{s.head.hash}" for s in sources})
+    return blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
 def _merge_to_path(
     sources: Sequence[Location],
     path: str,
@@ -183,6 +199,7 @@ def _merge_to_path(
     batch: int,
     notify: Notify | None,
     allow_network_fs: bool = False,
+    derive_id: bool = True,
 ) -> None:
     _check_new(path)
     parent = os.path.dirname(os.path.abspath(path))
@@ -192,8 +209,10 @@ def _merge_to_path(
         for location in sources:
             opened.append(open_location(location, source=True, allow_network_fs=allow_network_fs))
         srcs = [_Source(mask_location(loc), led) for loc, (led, _) in zip(sources, opened)]
-        total = sum(s.ledger.head.seq for s in srcs)
-        with Ledger(tmp, allow_network_fs=allow_network_fs) as dst:
+        total = sum(s.head.seq for s in srcs)
+        result.ledger_id = merged_id(srcs)
+        new_id = result.ledger_id if derive_id else None
+        with Ledger(tmp, allow_network_fs=allow_network_fs, ledger_id=new_id) as dst:
             merger = _Merger(srcs, dst, result.out, batch)
             merger.run(Progress(notify, "merge"), total)
             head = dst.head
@@ -236,7 +255,9 @@ def _merge_to_url(
         pass
     with tempfile.TemporaryDirectory(prefix="ledger-merge-") as folder:
         path = os.path.join(folder, "merged.ledger")
-        _merge_to_path(sources, path, result, batch, notify, allow_network_fs)
+        # The temporary ledger keeps an id of its own: the shared one takes the merge's.
+        _merge_to_path(sources, path, result, batch, notify, allow_network_fs, derive_id=False)
+        Ledger.open(url, create=True, ledger_id=result.ledger_id).close()
         with Ledger(path, create=False, readonly=True) as merged:
             synced = sync(merged, url, notify=notify, batch_size=batch)
             with Ledger.open(url, create=False) as dst:
@@ -261,7 +282,7 @@ def merge(
     nothing, or a ``postgresql://`` URL of a database or schema with no ledger yet).
 
     The same sources in any order give the same seqs, head hash and export bytes (the
-    new ledger's id aside). ``notify`` receives progress lines; ``allow_network_fs``
+    new ledger's id is derived from the sources' ids and heads: ``merged_id``). ``notify`` receives progress lines; ``allow_network_fs``
     is passed to LMDB locations. Raises
     ``LedgerNotFound`` (a source is missing), ``LedgerError`` (``out`` exists), an
     ``EventError`` subclass when two sources disagree (same id, other content, or a

@@ -31,17 +31,11 @@ def wire(path: str) -> list[dict]:
 
 
 def export_bytes(path: str, out) -> dict[str, bytes]:
-    import json
-
     from projections.export.api import export_study
 
     with Ledger(path, create=False) as led:
         manifest = export_study(led, "s", out, formats={"csv", "json"}, journal=False)
-    files = {p.name: p.read_bytes() for p in sorted(manifest.path.iterdir())}
-    meta = json.loads(files.pop("manifest.json"))
-    assert meta.pop("ledger_id")
-    files["manifest.json"] = json.dumps(meta, sort_keys=True).encode()
-    return files
+    return {p.name: p.read_bytes() for p in sorted(manifest.path.iterdir())}
 
 
 @pytest.fixture
@@ -66,10 +60,11 @@ def hosts(tmp_path):
 
 
 def test_three_sources_in_all_six_orders_give_one_ledger(hosts, tmp_path):
-    heads, contents = set(), []
+    heads, contents, results = set(), [], []
     for n, order in enumerate(itertools.permutations(hosts)):
         out = str(tmp_path / f"m{n}.ledger")
         r = ledger.merge(list(order), out)
+        results.append(r)
         assert (r.appended, r.duplicates) == (9, 6)  # the definitions came three times
         assert [s["source"] for s in r.sources] == list(order)
         heads.add((r.head_seq, r.head_hash))
@@ -79,10 +74,18 @@ def test_three_sources_in_all_six_orders_give_one_ledger(hosts, tmp_path):
             assert led.verify().ok
     assert len(heads) == 1
     assert all(c == contents[0] for c in contents)
-    # and the same export bytes (the manifest's ledger id aside: each new ledger has its own)
+    # and the same export bytes, manifest included: the new ledger's id is the sources'
     exports = [export_bytes(str(tmp_path / f"m{n}.ledger"), tmp_path / f"x{n}") for n in (0, 5)]
     assert exports[0] == exports[1]
-    assert {"cases.csv", "runs.csv", "metrics.csv", "study.json"} <= set(exports[0])
+    assert {"cases.csv", "runs.csv", "metrics.csv", "study.json", "manifest.json"} <= set(
+        exports[0]
+    )
+    assert len({r.ledger_id for r in results}) == 1
+    with Ledger(str(tmp_path / "m0.ledger"), readonly=True) as led:
+        assert led.ledger_id == results[0].ledger_id
+        for host in hosts:
+            with Ledger(host, readonly=True) as source:
+                assert source.ledger_id != led.ledger_id
     # (ts, id) order; the definitions once, before the runs that need them.
     assert [(t, typ) for _, t, typ in stored(str(tmp_path / "m0.ledger"))] == [
         (0, "study_created"),
@@ -216,6 +219,7 @@ def test_merge_into_postgresql_gives_the_same_ledger(hosts, tmp_path, pg_locatio
     assert wire(url) == wire(str(tmp_path / "m.ledger"))
     with Ledger(url, create=False, readonly=True) as led:
         assert led.verify().ok
+        assert led.ledger_id == shared.ledger_id == lmdb.ledger_id
         assert led.aux_items("cursors") == []  # the temporary ledger's cursor is gone
     with pytest.raises(LedgerError, match="already holds a ledger .9 events.; merge writes"):
         ledger.merge(hosts, url)
