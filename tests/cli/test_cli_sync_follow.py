@@ -4,7 +4,6 @@ stops cleanly on SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -94,21 +93,10 @@ def test_follow_copies_new_events_as_they_come_and_stops_on_sigterm(tmp_path):
         assert dst.verify().ok
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A PostgreSQL cluster of this module's own, which the test stops and starts
-    (never the session's shared server: other workers and worktrees use it)."""
-    from pg_cluster import private_cluster
-
-    with private_cluster() as found:
-        if isinstance(found, str):
-            if os.environ.get("LEDGER_REQUIRE_PG") == "1":
-                pytest.fail(f"LEDGER_REQUIRE_PG=1 but {found}")
-            pytest.skip(found)
-        yield found
-
-
-def test_follow_waits_out_a_target_server_restart_and_catches_up(tmp_path, cluster):
+def test_follow_waits_out_a_target_server_restart_and_catches_up(tmp_path, pg_cluster):
+    """The target's server is stopped and started again: a cluster of this test's own
+    (``pg_cluster``), never the session's shared server."""
+    cluster = pg_cluster
     source = str(tmp_path / "node.ledger")
     # A password in the URL (the cluster trusts its socket and ignores it) must never show.
     target = cluster.schema_url(f"follow_{uuid.uuid4().hex[:8]}").replace(
