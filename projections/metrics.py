@@ -27,7 +27,7 @@ from ledger.frames import Frame
 
 from .base import BaseProjection, encode_state
 
-__all__ = ["Columns", "FinalTable", "MetricsProjection", "Series"]
+__all__ = ["ColumnChunks", "FinalTable", "MetricsProjection", "Series", "in_force_rows"]
 
 _COLS = ("run", "metric", "step", "value", "seq")
 _WORK = {
@@ -61,7 +61,7 @@ class FinalTable(NamedTuple):
     seq: np.ndarray
 
 
-class Columns:
+class ColumnChunks:
     """Column chunks, concatenated into one array per column on demand."""
 
     __slots__ = ("_chunks", "_rows")
@@ -88,9 +88,13 @@ class Columns:
         return self._chunks[0]
 
 
-def _in_force(run: np.ndarray, metric: np.ndarray, step: np.ndarray, seq: np.ndarray) -> np.ndarray:
+def in_force_rows(
+    run: np.ndarray, metric: np.ndarray, step: np.ndarray, seq: np.ndarray
+) -> np.ndarray:
     """Indices of the rows in force, sorted by (run, metric, step): the highest seq of
-    each (run, metric, step) key.
+    each (run, metric, step) key. The one kernel of supersession: every projection,
+    export and analysis that asks which value of a key holds calls it (``run`` and
+    ``metric`` are any non-negative codes, e.g. an export's own sort order).
 
     Rows are stored in log order, so when ``seq`` never decreases a *stable* sort on one
     composite int64 key (run, metric, step) leaves the highest seq last among equal
@@ -181,8 +185,8 @@ class MetricsProjection(BaseProjection):
         super().__init__()
         self._runs = _Index()  # (study, run) -> index
         self._metrics = _Index()  # name -> index
-        self.stepped = Columns()
-        self.finals = Columns()
+        self.stepped = ColumnChunks()
+        self.finals = ColumnChunks()
 
     # -- fold --------------------------------------------------------------------------
 
@@ -218,7 +222,7 @@ class MetricsProjection(BaseProjection):
 
     @staticmethod
     def _append(
-        cols: Columns,
+        cols: ColumnChunks,
         run_ev: np.ndarray,
         step_ev: np.ndarray,
         seq_ev: np.ndarray,
@@ -262,7 +266,7 @@ class MetricsProjection(BaseProjection):
             ):
                 raise ValueError("metric columns index past the run or metric tables")
         self._runs, self._metrics = runs, metrics
-        self.stepped, self.finals = Columns(), Columns()
+        self.stepped, self.finals = ColumnChunks(), ColumnChunks()
         self.stepped.append(stepped)
         self.finals.append(finals)
         self.seq = raw.seq
@@ -298,7 +302,7 @@ class MetricsProjection(BaseProjection):
         cols = self.finals.arrays()
         sel = self._rows(cols, study)
         c = {k: (v if sel is None else v[sel]) for k, v in cols.items()}
-        keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+        keep = in_force_rows(c["run"], c["metric"], c["step"], c["seq"])
         runs = [r for _, r in self._runs.order]
         return FinalTable(
             runs,
@@ -317,7 +321,7 @@ class MetricsProjection(BaseProjection):
         cols = self.finals.arrays()
         sel = cols["run"] == ri
         c = {k: v[sel] for k, v in cols.items()}
-        keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+        keep = in_force_rows(c["run"], c["metric"], c["step"], c["seq"])
         names = self._metrics.order
         return dict(
             sorted((names[int(m)], float(v)) for m, v in zip(c["metric"][keep], c["value"][keep]))
@@ -331,12 +335,8 @@ class MetricsProjection(BaseProjection):
             return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64))
         cols = self.stepped.arrays()
         sel = np.flatnonzero((cols["run"] == ri) & (cols["metric"] == mi))
-        step, seq = cols["step"][sel], cols["seq"][sel]
-        order = np.lexsort((seq, step))
-        s = step[order]
-        last = np.ones(len(order), bool)
-        last[:-1] = s[1:] != s[:-1]
-        pick = sel[order[last]]
+        same = np.zeros(len(sel), np.int64)  # one run, one metric
+        pick = sel[in_force_rows(same, same, cols["step"][sel], cols["seq"][sel])]
         return Series(
             cols["step"][pick].astype(np.int64),
             cols["value"][pick].astype(np.float64),
@@ -350,7 +350,7 @@ class MetricsProjection(BaseProjection):
         cols = (self.finals if finals else self.stepped).arrays()
         sel = self._rows(cols, study)
         c = {k: (v if sel is None else v[sel]) for k, v in cols.items()}
-        keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+        keep = in_force_rows(c["run"], c["metric"], c["step"], c["seq"])
         return {
             "runs": list(self._runs.order),
             "metrics": list(self._metrics.order),
@@ -391,7 +391,7 @@ class MetricsProjection(BaseProjection):
                 pick = np.flatnonzero(rank == best[group])
                 pick = pick[np.argsort(group[pick], kind="stable")]
             else:
-                keep = _in_force(c["run"], c["metric"], c["step"], c["seq"])
+                keep = in_force_rows(c["run"], c["metric"], c["step"], c["seq"])
                 g = group[keep]
                 last = np.ones(len(keep), bool)
                 last[:-1] = g[1:] != g[:-1]

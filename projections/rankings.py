@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import msgspec
 import numpy as np
 
+from .comparisons import COMPARISONS
 from .errors import PolicyError as PolicyError
+from .numbers import number_text
 
 if TYPE_CHECKING:
     from .dag import StudyDag
@@ -78,14 +80,6 @@ class Key(msgspec.Struct, frozen=True):
         return {"metric": self.metric, "direction": self.direction}
 
 
-_OPS = {
-    "==": np.equal,
-    "!=": np.not_equal,
-    ">=": np.greater_equal,
-    "<=": np.less_equal,
-    ">": np.greater,
-    "<": np.less,
-}
 _REQUIRE = re.compile(
     r"\s*(?P<metric>[^=!<>\s](?:[^=!<>]*[^=!<>\s])?)\s*"
     r"(?P<op>==|!=|>=|<=|<|>)\s*"
@@ -100,20 +94,12 @@ class Constraint(msgspec.Struct, frozen=True):
 
     @property
     def text(self) -> str:
-        return f"{self.metric}{self.op}{_num(self.value)}"
+        return f"{self.metric}{self.op}{number_text(self.value)}"
 
     def holds(self, values: np.ndarray) -> np.ndarray:
         """Where ``values`` satisfy the constraint; NaN never does (not even ``!=``)."""
         with np.errstate(invalid="ignore"):
-            return ~np.isnan(values) & _OPS[self.op](values, self.value)
-
-
-def _num(x: float) -> str:
-    if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
-        return str(int(x))
-    if isinstance(x, float) and math.isnan(x):
-        return "NaN"
-    return repr(x)
+            return ~np.isnan(values) & COMPARISONS[self.op](values, self.value)
 
 
 def parse_require(expr: str) -> Constraint:
@@ -485,7 +471,7 @@ def rank_cases(
         vals, has = agg_of(c.metric, directions.get(c.metric, "min"))
         holds = c.holds(vals)
         for i in np.flatnonzero(~holds):
-            detail = f"{policy.agg} {_num(float(vals[i]))}" if has[i] else "no value"
+            detail = f"{policy.agg} {number_text(float(vals[i]))}" if has[i] else "no value"
             broken[i].append(f"{c.text} ({detail})")
     key_aggs = [agg_of(k.metric, k.direction) for k in policy.keys]
     # ``runs`` is the number of completed runs aggregated (docs/architecture.md, Command output): those with a final

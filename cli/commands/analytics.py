@@ -101,7 +101,7 @@ def _query(
     statuses: tuple[str, ...],
     as_of: int | None,
 ) -> Any:
-    from projections.analytics.query import Query, parse_where
+    from projections.analytics.query import Query, parse_param_filter
 
     q = Query(open_ledger(ctx))
     if study is not None:
@@ -111,7 +111,7 @@ def _query(
     if case_globs:
         q = q.cases(*case_globs)
     for expr in wheres:
-        f = parse_where(expr)
+        f = parse_param_filter(expr)
         q = q.where_param(f.name, f.op, f.value)
     if statuses:
         q = q.runs(status=statuses)

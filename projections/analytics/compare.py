@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from projections.numbers import float_or_none
+
 from .stats import (
     AnalyticsError,
     Result,
@@ -50,7 +52,7 @@ __all__ = [
     "PairRow",
     "Pairing",
     "PairwiseResult",
-    "RankRow",
+    "MeanRankRow",
     "RankingResult",
     "Unranked",
     "cliffs_delta",
@@ -94,13 +96,6 @@ class Comparison(Result, frozen=True, kw_only=True):
     nan_dropped_a: int = 0
     nan_dropped_b: int = 0
     warnings: tuple[str, ...] = ()
-
-
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else x
 
 
 def _clean(values: Any, name: str) -> tuple[np.ndarray, int]:
@@ -164,7 +159,7 @@ def hedges_g(a: Any, b: Any) -> float | None:
     if d is None:
         return None
     n = _clean(a, "a")[0].size + _clean(b, "b")[0].size
-    return _num(d * hedges_j(n - 2))
+    return float_or_none(d * hedges_j(n - 2))
 
 
 def cliffs_delta(a: Any, b: Any) -> float | None:
@@ -672,13 +667,13 @@ def pairwise(groups: Mapping[Any, Any], *, test: str = "welch") -> PairwiseResul
             b=names[j],
             n_a=int(sg.counts[i]),
             n_b=int(sg.counts[j]),
-            mean_a=_num(mean[i]),
-            mean_b=_num(mean[j]),
-            statistic=_num(stat[k]),
-            df=_num(df[k]),
-            p_value=_num(p[k]),
-            p_adjusted=_num(adj[k]),
-            effect_size=_num(eff[k]),
+            mean_a=float_or_none(mean[i]),
+            mean_b=float_or_none(mean[j]),
+            statistic=float_or_none(stat[k]),
+            df=float_or_none(df[k]),
+            p_value=float_or_none(p[k]),
+            p_adjusted=float_or_none(adj[k]),
+            effect_size=float_or_none(eff[k]),
             method=methods[k],
         )
         for k, (i, j) in enumerate(zip(ia.tolist(), ib.tolist()))
@@ -696,7 +691,7 @@ def pairwise(groups: Mapping[Any, Any], *, test: str = "welch") -> PairwiseResul
 # ------------------------------------------------------------------------- ranking
 
 
-class RankRow(Result, frozen=True, kw_only=True):
+class MeanRankRow(Result, frozen=True, kw_only=True):
     rank: int
     group: Any
     n: int
@@ -716,7 +711,7 @@ class RankingResult(Result, frozen=True, kw_only=True):
 
     direction: str
     confidence: float
-    ranking: tuple[RankRow, ...]
+    ranking: tuple[MeanRankRow, ...]
     unranked: tuple[Unranked, ...] = ()
 
 
@@ -756,14 +751,14 @@ def rank_with_ci(
     key = mean[idx] if direction == "min" else -mean[idx]
     idx = idx[np.argsort(key, kind="stable")]
     ranking = tuple(
-        RankRow(
+        MeanRankRow(
             rank=r + 1,
             group=names[g],
             n=int(n[g]),
             mean=float(mean[g]),
-            std=_num(sd[g]),
-            ci_low=_num(lo[g]),
-            ci_high=_num(hi[g]),
+            std=float_or_none(sd[g]),
+            ci_low=float_or_none(lo[g]),
+            ci_high=float_or_none(hi[g]),
         )
         for r, g in enumerate(idx.tolist())
     )

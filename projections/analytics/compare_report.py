@@ -17,7 +17,7 @@ import numpy as np
 from . import compare as _compare
 from . import stats as _stats
 from .config import AnalyticsConfig
-from .query import Columns, Exclusion, Query, QueryError, QueryFrame, _same
+from .query import Columns, Exclusion, Query, QueryError, QueryFrame, same_value
 from .report_inputs import (
     all_exclusions,
     group_labels,
@@ -181,7 +181,7 @@ def _label_matches(labels: np.ndarray, text: str) -> np.ndarray:
         wanted = text
     return np.fromiter(
         (
-            v is not None and (_same(v, wanted) or (isinstance(v, str) and v == text))
+            v is not None and (same_value(v, wanted) or (isinstance(v, str) and v == text))
             for v in labels.tolist()
         ),
         bool,

@@ -7,10 +7,11 @@ only the one metric and a study can hold many.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
+
+from projections.numbers import float_or_none
 
 from . import curves as _curves
 from . import stats as _stats
@@ -108,9 +109,9 @@ def curves(
                     "case": case,
                     "runs": len(plateaus[case]),
                     "final_step": int(step_of[last]),
-                    "final_mean": _num(mc.mean[last]),
-                    "final_low": _num(mc.low[last]),
-                    "final_high": _num(mc.high[last]),
+                    "final_mean": float_or_none(mc.mean[last]),
+                    "final_low": float_or_none(mc.low[last]),
+                    "final_high": float_or_none(mc.high[last]),
                     "plateau_median": float(np.median(known)) if known else None,
                     "plateaued": len(known),
                     "steps": step_of[lo:hi].tolist(),
@@ -280,11 +281,6 @@ def _stepped(
     last[:-1] = (p[1:] != p[:-1]) | (st[1:] != st[:-1])
     keep = order[last]
     return pos[keep], step[keep].astype(np.int64), cols["value"][sel][keep].astype(np.float64)
-
-
-def _num(x: float) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else x
 
 
 def _list(a: np.ndarray) -> list[Any]:

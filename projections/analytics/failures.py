@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from projections.numbers import is_number
+
 from .stats import (
     AnalyticsError,
     Result,
@@ -226,9 +228,7 @@ def _numeric_column(col: np.ndarray) -> np.ndarray | None:
         return col.astype(np.float64)
     if col.dtype.kind == "O":
         items = col.tolist()
-        if all(
-            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in items
-        ) and any(v is not None for v in items):
+        if all(v is None or is_number(v) for v in items) and any(v is not None for v in items):
             return np.array([math.nan if v is None else v for v in items], dtype=np.float64)
     return None
 

@@ -50,6 +50,7 @@ import numpy as np
 
 from projections.comparisons import COMPARISONS
 from projections.errors import QueryError as QueryError
+from projections.numbers import is_number
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,7 +72,8 @@ __all__ = [
     "QueryFrame",
     "QuerySpec",
     "STATUSES",
-    "parse_where",
+    "parse_param_filter",
+    "same_value",
     "select_cases",
 ]
 
@@ -143,12 +145,12 @@ class ParamFilter(msgspec.Struct, frozen=True):
             return False
         op, want = self.op, self.value
         if op in ("in", "not in"):
-            found = any(_same(value, w) for w in want)
+            found = any(same_value(value, w) for w in want)
             return found if op == "in" else not found
         if op == "==":
-            return _same(value, want)
+            return same_value(value, want)
         if op == "!=":
-            return _comparable(value, want) and not _same(value, want)
+            return _comparable(value, want) and not same_value(value, want)
         if not _comparable(value, want) or isinstance(value, bool) or isinstance(want, bool):
             return False
         try:
@@ -157,17 +159,14 @@ class ParamFilter(msgspec.Struct, frozen=True):
             return False
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _comparable(a: Any, b: Any) -> bool:
-    if _is_num(a) and _is_num(b):
+    if is_number(a) and is_number(b):
         return True
     return type(a) is type(b)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of comparable kinds: numbers by value (1 == 1.0), never a bool as 1."""
     return _comparable(a, b) and a == b
 
 
@@ -186,11 +185,13 @@ class QuerySpec(msgspec.Struct, frozen=True, kw_only=True):
     as_of: int | None = None
 
 
-def parse_where(expr: str) -> ParamFilter:
+def parse_param_filter(expr: str) -> ParamFilter:
     """``'util>0.6'``, ``'lib==nangate45'``, ``"flow in ['a','b']"`` -> ParamFilter.
 
     The value is read as JSON when it parses (numbers, true/false, null, quoted strings,
-    lists), else taken as a bare string. Raises ``QueryError``.
+    lists), else taken as a bare string. This is the analytics commands' ``--where``, on
+    a case's params; the export's ``--where`` filters rows by their fields
+    (:func:`projections.export.select.parse_where`). Raises ``QueryError``.
     """
     import json
 

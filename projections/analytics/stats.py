@@ -30,6 +30,7 @@ import msgspec
 import numpy as np
 
 from projections.errors import AnalyticsError as AnalyticsError
+from projections.numbers import float_or_none
 
 __all__ = [
     "AnalyticsError",
@@ -75,12 +76,6 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
         infinite odds ratio); the JSON layer spells it as in docs/architecture.md, Events.
         """
         return _nan_to_none(msgspec.to_builtins(self, enc_hook=_enc_hook))
-
-
-def _num(x: Any) -> float | None:
-    """A Python float, or None for NaN: the one spelling of "undefined"."""
-    x = float(x)
-    return None if math.isnan(x) else x
 
 
 def pct_key(q: float) -> str:
@@ -460,22 +455,24 @@ def _summaries(
         blo = bhi = None
         if bootstrap is not None and n >= 2:
             seg = xs[starts[i] : starts[i] + n]
-            blo, bhi = (_num(v) for v in _bootstrap(seg, int(bootstrap), seed, c, statistic))
+            blo, bhi = (
+                float_or_none(v) for v in _bootstrap(seg, int(bootstrap), seed, c, statistic)
+            )
         out.append(
             Summary(
                 group=label,
                 count=n,
                 nan_dropped=dropped,
-                mean=_num(mean[i]),
-                std=_num(std[i]),
-                sem=_num(sem[i]) if n >= 2 else None,
-                min=_num(mins[i]),
-                median=_num(med[i]),
-                max=_num(maxs[i]),
-                percentiles={k: _num(pct[i, j]) for j, k in enumerate(keys)},
+                mean=float_or_none(mean[i]),
+                std=float_or_none(std[i]),
+                sem=float_or_none(sem[i]) if n >= 2 else None,
+                min=float_or_none(mins[i]),
+                median=float_or_none(med[i]),
+                max=float_or_none(maxs[i]),
+                percentiles={k: float_or_none(pct[i, j]) for j, k in enumerate(keys)},
                 confidence=c,
-                ci_low=_num(lo[i]),
-                ci_high=_num(hi[i]),
+                ci_low=float_or_none(lo[i]),
+                ci_high=float_or_none(hi[i]),
                 bootstrap=None if bootstrap is None else int(bootstrap),
                 seed=None if bootstrap is None else int(seed),
                 boot_low=blo,

@@ -252,11 +252,11 @@ def _release_series(view: Any) -> None:
     before the writers run keeps peak memory to one copy of the series. What the
     rankings and ``study.json`` still read — the final values — stays.
     """
-    from projections.metrics import Columns, MetricsProjection
+    from projections.metrics import ColumnChunks, MetricsProjection
 
     metrics = getattr(view, "metrics", None)
     if isinstance(metrics, MetricsProjection):
-        metrics.stepped = Columns()
+        metrics.stepped = ColumnChunks()
 
 
 def _check_folder(out: str | os.PathLike[str], folder: str, study: str) -> None:

@@ -46,6 +46,7 @@ import numpy as np
 
 from projections.export.safety import redact_for_export, redaction_report
 from projections.export.select import Where
+from projections.numbers import is_number
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -294,42 +295,107 @@ def _metric_columns(
     """The values in force of the kept runs, as numpy columns in export order.
 
     Returns run/metric/case codes into sorted name lists (``runs``, ``metrics``,
-    ``cases``), plus step (−1 for finals), value, seq, stage and the ``final`` mask.
+    ``cases``), plus step (−1 for finals), value, seq, ts, stage and the ``final`` mask.
 
     Reads the metrics projection's raw columns (every recorded value, in log order) and
-    resolves supersession and the export order with one stable sort per part, so the
-    only large allocations are the sort's index and the output columns.
+    resolves supersession and the export order with one stable sort per part (the
+    kernel every projection uses, :func:`projections.metrics.in_force_rows`, on export
+    codes), so the only large allocations are the sort's index and the output columns.
     """
-    proj = view.metrics
-    run_keys = proj.run_keys()  # (study, run) per run index
-    metric_names = view.final_table().metrics  # name per metric index
-    case_of_run = {r.run: r.case for r in view.runs.runs.values()}
-
-    # Codes in export order: runs by (case, run), metric names by code point.
-    kept_idx = [
-        i
-        for i, (study, run) in enumerate(run_keys)
-        if study == view.study and run in keep_runs and run in case_of_run
-    ]
-    kept_idx.sort(key=lambda i: (case_of_run[run_keys[i][1]], run_keys[i][1]))
-    run_code = np.full(len(run_keys) + 1, -1, np.int64)  # +1: never empty
-    run_code[kept_idx] = np.arange(len(kept_idx))
-    runs = [run_keys[i][1] for i in kept_idx]
-    cases = sorted({case_of_run[r] for r in runs})
-    case_code_of = {c: i for i, c in enumerate(cases)}
-    run_case = np.array([case_code_of[case_of_run[r]] for r in runs], np.int32)
-    run_stage = np.array([stage_of.get(case_of_run[r], 0) for r in runs], np.int64)
-
+    codes = _RunCodes.of(view, keep_runs, stage_of)
     times = event_times() if event_times is not None else None
-    parts = []
-    for raw in (proj.stepped.arrays(), proj.finals.arrays()):
-        keep = run_code[raw["run"]] >= 0
-        if times is not None and where.has_ts and len(keep):
-            seqs, ts = times
-            pos = np.searchsorted(seqs, raw["seq"]).clip(0, max(len(seqs) - 1, 0))
-            keep &= where.ts_mask(ts[pos]) if len(ts) else False
-        parts.append((raw, None if keep.all() else np.flatnonzero(keep)))
+    proj = view.metrics
+    parts = [
+        _kept_rows(raw, codes.run_code, where, times)
+        for raw in (proj.stepped.arrays(), proj.finals.arrays())
+    ]
+    metrics, metric_code = _metric_codes(parts, view.final_table().metrics)
+    n_metrics = max(len(metrics), 1)
+    (s_raw, s_sel), (f_raw, f_sel) = parts
+    s_idx, s_group = _in_force_part(s_raw, s_sel, codes.run_code, metric_code, n_metrics)
+    f_idx, f_group = _in_force_part(f_raw, f_sel, codes.run_code, metric_code, n_metrics)
+    # A run's final value of a metric goes after that metric's series.
+    at = np.searchsorted(s_group, f_group, side="right")
 
+    def column(name: str, dtype: Any, lookup: np.ndarray | None = None) -> np.ndarray:
+        stepped = s_raw[name].take(s_idx)
+        finals = f_raw[name].take(f_idx)
+        if lookup is not None:
+            stepped, finals = lookup[stepped], lookup[finals]
+        return np.insert(stepped.astype(dtype, copy=False), at, finals.astype(dtype, copy=False))
+
+    run = column("run", np.int32, codes.run_code)
+    seq = column("seq", np.int64)
+    return {
+        "runs": codes.runs,
+        "cases": codes.cases,
+        "metrics": metrics,
+        "run": run,
+        "case": codes.run_case[run] if len(codes.run_case) else np.zeros(len(run), np.int32),
+        "metric": column("metric", np.int32, metric_code),
+        "stage": codes.run_stage[run] if len(codes.run_stage) else np.zeros(len(run), np.int64),
+        "step": column("step", np.int64),
+        "final": np.insert(np.zeros(len(s_idx), bool), at, np.ones(len(f_idx), bool)),
+        "value": column("value", np.float64),
+        "seq": seq,
+        "ts": None if times is None else _times_of(seq, *times),
+    }
+
+
+class _RunCodes(NamedTuple):
+    """The kept runs in export order (by case, then run) and what each code maps to."""
+
+    run_code: np.ndarray  # projection run index -> export code, -1: not kept (+1 slot)
+    runs: list[str]  # export code -> run id
+    cases: list[str]  # sorted case ids of the kept runs
+    run_case: np.ndarray  # export code -> case code
+    run_stage: np.ndarray  # export code -> stage
+
+    @classmethod
+    def of(cls, view: StudyView, keep_runs: set[str], stage_of: dict[str, int]) -> _RunCodes:
+        run_keys = view.metrics.run_keys()  # (study, run) per run index
+        case_of_run = {r.run: r.case for r in view.runs.runs.values()}
+        kept_idx = [
+            i
+            for i, (study, run) in enumerate(run_keys)
+            if study == view.study and run in keep_runs and run in case_of_run
+        ]
+        kept_idx.sort(key=lambda i: (case_of_run[run_keys[i][1]], run_keys[i][1]))
+        run_code = np.full(len(run_keys) + 1, -1, np.int64)  # +1: never empty
+        run_code[kept_idx] = np.arange(len(kept_idx))
+        runs = [run_keys[i][1] for i in kept_idx]
+        cases = sorted({case_of_run[r] for r in runs})
+        case_code_of = {c: i for i, c in enumerate(cases)}
+        return cls(
+            run_code,
+            runs,
+            cases,
+            np.array([case_code_of[case_of_run[r]] for r in runs], np.int32),
+            np.array([stage_of.get(case_of_run[r], 0) for r in runs], np.int64),
+        )
+
+
+def _kept_rows(
+    raw: dict[str, np.ndarray],
+    run_code: np.ndarray,
+    where: Where,
+    times: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The raw rows of kept runs (and, with ``--where ts``, of events in the window):
+    ``(raw, None)`` when every row is kept, else ``(raw, their indices)``."""
+    keep = run_code[raw["run"]] >= 0
+    if times is not None and where.has_ts and len(keep):
+        seqs, ts = times
+        pos = np.searchsorted(seqs, raw["seq"]).clip(0, max(len(seqs) - 1, 0))
+        keep &= where.ts_mask(ts[pos]) if len(ts) else False
+    return raw, None if keep.all() else np.flatnonzero(keep)
+
+
+def _metric_codes(
+    parts: Sequence[tuple[dict[str, np.ndarray], np.ndarray | None]], metric_names: list[str]
+) -> tuple[list[str], np.ndarray]:
+    """The metric names the kept rows use, in code-point order, and the map from the
+    projection's metric index to that order (-1: unused)."""
     used = np.zeros(len(metric_names) + 1, bool)
     for raw, sel in parts:
         m = raw["metric"] if sel is None else raw["metric"][sel]
@@ -340,79 +406,27 @@ def _metric_columns(
     for i, name in enumerate(metric_names):
         if name in code_of:
             metric_code[i] = code_of[name]
-    n_metrics = max(len(metrics), 1)
+    return metrics, metric_code
 
-    # Per part: rows in force, sorted by (run code, metric code, step). The sort is
-    # stable and the raw rows are in log order, so the last row of each key is the
-    # latest value: the one in force.
-    ordered = []
-    for raw, sel in parts:
-        pick = (lambda a: a) if sel is None else (lambda a, sel=sel: a[sel])
-        group = run_code[pick(raw["run"])] * n_metrics + metric_code[pick(raw["metric"])]
-        step = pick(raw["step"])
-        seq = pick(raw["seq"])
-        in_log_order = len(seq) < 2 or bool((seq[1:] >= seq[:-1]).all())
-        lo = int(step.min()) if len(step) else 0
-        span = int(step.max()) - lo + 1 if len(step) else 1
-        if in_log_order and (len(runs) + 1) * n_metrics * span < 2**62:
-            # One int64 key, one stable sort: about 3x faster than a two-key lexsort.
-            key = group * span + (step - lo)
-            order = np.argsort(key, kind="stable")
-            k = key[order]
-            last = np.ones(len(order), bool)
-            last[:-1] = k[1:] != k[:-1]
-            del key, k
-        else:
-            if in_log_order:
-                order = np.lexsort((step, group))
-            else:  # not in log order: the seq decides which value is in force
-                order = np.lexsort((seq, step, group))
-            g, s = group[order], step[order]
-            last = np.ones(len(order), bool)
-            last[:-1] = (g[1:] != g[:-1]) | (s[1:] != s[:-1])
-            del g, s
-        order = order[last]
-        index = order if sel is None else sel[order]
-        ordered.append((raw, index, group[order]))
-        del group, step, seq, last
 
-    (s_raw, s_idx, s_group), (f_raw, f_idx, f_group) = ordered
-    # A run's final value of a metric goes after that metric's series.
-    at = np.searchsorted(s_group, f_group, side="right")
+def _in_force_part(
+    raw: dict[str, np.ndarray],
+    sel: np.ndarray | None,
+    run_code: np.ndarray,
+    metric_code: np.ndarray,
+    n_metrics: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in force of one part (stepped or finals) in export order — raw indices —
+    and each row's (run code, metric code) group number."""
+    from projections.metrics import in_force_rows
 
-    def column(name: str, dtype: Any) -> np.ndarray:
-        return np.insert(
-            s_raw[name].take(s_idx).astype(dtype, copy=False),
-            at,
-            f_raw[name].take(f_idx).astype(dtype, copy=False),
-        )
+    def rows(name: str) -> np.ndarray:
+        return raw[name] if sel is None else raw[name].take(sel)
 
-    run = np.insert(
-        run_code[s_raw["run"].take(s_idx)].astype(np.int32),
-        at,
-        run_code[f_raw["run"].take(f_idx)].astype(np.int32),
-    )
-    metric = np.insert(
-        metric_code[s_raw["metric"].take(s_idx)].astype(np.int32),
-        at,
-        metric_code[f_raw["metric"].take(f_idx)].astype(np.int32),
-    )
-    final = np.insert(np.zeros(len(s_idx), bool), at, np.ones(len(f_idx), bool))
-    seq = column("seq", np.int64)
-    return {
-        "runs": runs,
-        "cases": cases,
-        "metrics": metrics,
-        "run": run,
-        "case": run_case[run] if len(run_case) else np.zeros(len(run), np.int32),
-        "metric": metric,
-        "stage": run_stage[run] if len(run_stage) else np.zeros(len(run), np.int64),
-        "step": column("step", np.int64),
-        "final": final,
-        "value": column("value", np.float64),
-        "seq": seq,
-        "ts": None if times is None else _times_of(seq, *times),
-    }
+    run = run_code[rows("run")]
+    metric = metric_code[rows("metric")]
+    order = in_force_rows(run, metric, rows("step"), rows("seq"))
+    return (order if sel is None else sel[order]), run[order] * n_metrics + metric[order]
 
 
 def _times_of(seq: np.ndarray, event_seqs: np.ndarray, event_ts: np.ndarray) -> np.ndarray:
@@ -554,10 +568,9 @@ def cases_table(rec: ExportRecords) -> pa.Table:
 
 
 def _number(d: dict[str, Any] | None, key: str) -> float | None:
+    """``d[key]`` as a float when it is a number (a resource reading), else None."""
     v = (d or {}).get(key)
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    return None
+    return float(v) if is_number(v) else None
 
 
 def runs_table(rec: ExportRecords) -> pa.Table:

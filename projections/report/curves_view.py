@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from projections.analytics.curves import best_so_far
-from projections.metrics import _in_force
+from projections.metrics import in_force_rows
 
 from .chart import Box, frame
 from .context import Context
@@ -77,7 +77,7 @@ def build(ctx: Context) -> dict[str, Any]:
         sel & np.isin(cols["run"], run_idx) & np.isin(cols["metric"], list(metric_idx))
     )
     r, m, s, v, q = (cols[c][rows] for c in ("run", "metric", "step", "value", "seq"))
-    keep = _in_force(r, m, s, q)
+    keep = in_force_rows(r, m, s, q)
     r, m, s, v = r[keep], m[keep], s[keep].astype(np.int64), v[keep].astype(np.float64)
     series: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     cuts = np.flatnonzero((np.diff(r) != 0) | (np.diff(m) != 0)) + 1

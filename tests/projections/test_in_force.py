@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.metrics import _in_force
+from projections.metrics import in_force_rows as _in_force
 
 
 def _reference(run, metric, step, seq) -> np.ndarray:

@@ -14,7 +14,7 @@ from projections.analytics.query import (
     ParamFilter,
     Query,
     QueryError,
-    parse_where,
+    parse_param_filter,
 )
 from projections.base import AsOfError, UnknownStudy
 
@@ -352,7 +352,7 @@ def test_nan_stays_nan_missing_stays_null(tmp_path):
     assert math.isnan(m[0]) and m[1] is None
 
 
-# ------------------------------------------------------------------------- parse_where
+# ------------------------------------------------------------------------- parse_param_filter
 
 
 @pytest.mark.parametrize(
@@ -369,13 +369,13 @@ def test_nan_stays_nan_missing_stays_null(tmp_path):
     ],
 )
 def test_parse_where(expr, want):
-    assert parse_where(expr) == want
+    assert parse_param_filter(expr) == want
 
 
 @pytest.mark.parametrize("expr", ["util", "util>", ">1", "util=1"])
 def test_parse_where_refuses(expr):
     with pytest.raises(QueryError) as err:
-        parse_where(expr)
+        parse_param_filter(expr)
     assert str(err.value) == (
         f"cannot read the param filter {expr!r}: write NAME OP VALUE with OP one of "
         "==, !=, >=, <=, >, <, in, not in (e.g. 'util>0.6', 'lib==nangate45')"
@@ -384,4 +384,4 @@ def test_parse_where_refuses(expr):
 
 def test_parse_where_in_needs_a_list():
     with pytest.raises(QueryError, match="after 'in' write a JSON list"):
-        parse_where("flow in a")
+        parse_param_filter("flow in a")
