@@ -431,123 +431,164 @@ def rank_cases(
     each row. ``counted``: the run statuses whose final values count (``running`` for
     a run not finished); invalidated runs never count.
     """
-    names = sorted(set(cases))
-    n = len(names)
-    pos = {c: i for i, c in enumerate(names)}
-    run_case = np.fromiter((pos.get(c, -1) for c in runs.case), np.int64, len(runs.case))
-    wanted = frozenset(counted)
-    ok = np.fromiter(
-        ((s or "running") in wanted and not inv for s, inv in zip(runs.status, runs.invalidated)),
-        bool,
-        len(runs.case),
-    ) & (run_case >= 0)
-    n_runs = np.bincount(run_case[ok], minlength=n) if n else np.zeros(0, np.int64)
+    scores = _CaseScores(cases, runs, finals, policy, counted)
+    reason = scores.reasons()
+    ranked = np.array([i for i, why in enumerate(reason) if why is None], np.int64)
+    order, fronts = scores.order(ranked)
 
-    cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    def stage_of(i: int) -> int | None:
+        return stages.get(scores.names[i]) if stages is not None else None
 
-    def agg_of(metric: str, direction: str) -> tuple[np.ndarray, np.ndarray]:
-        key = (metric, direction if policy.agg == "best" else "")
-        if key not in cache:
-            empty = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
-            idx, vals, seqs = finals.get(metric, empty)
-            idx = np.asarray(idx, np.int64)
-            keep = ok[idx] if len(idx) else np.zeros(0, bool)
-            cache[key] = aggregate(
-                run_case[idx][keep],
-                np.asarray(vals, np.float64)[keep],
-                np.asarray(seqs, np.int64)[keep],
-                n,
-                policy.agg,
-                direction,
-            )
-        return cache[key]
-
-    reason: list[str | None] = [None] * n
-    for i in np.flatnonzero(n_runs == 0):
-        reason[i] = "__no_run__"
-    directions = {k.metric: k.direction for k in policy.keys}
-    broken: list[list[str]] = [[] for _ in range(n)]
-    for c in policy.require:
-        vals, has = agg_of(c.metric, directions.get(c.metric, "min"))
-        holds = c.holds(vals)
-        for i in np.flatnonzero(~holds):
-            detail = f"{policy.agg} {number_text(float(vals[i]))}" if has[i] else "no value"
-            broken[i].append(f"{c.text} ({detail})")
-    key_aggs = [agg_of(k.metric, k.direction) for k in policy.keys]
-    # ``runs`` is the number of completed runs aggregated (docs/architecture.md, Command output): those with a final
-    # value of the first key, not every completed run of the case.
-    first_idx = np.asarray(finals.get(policy.keys[0].metric, (np.empty(0, np.int64),))[0], np.int64)
-    first_keep = ok[first_idx] if len(first_idx) else np.zeros(0, bool)
-    n_aggregated = (
-        np.bincount(run_case[first_idx][first_keep], minlength=n) if n else np.zeros(0, np.int64)
-    )
-    for i in range(n):
-        if reason[i] is not None:
-            continue
-        if broken[i]:
-            reason[i] = "infeasible: " + ", ".join(broken[i])
-            continue
-        missing = [k.metric for k, (_, has) in zip(policy.keys, key_aggs) if not has[i]]
-        if missing:
-            reason[i] = "metric missing: " + ", ".join(missing)
-            continue
-        nans = [k.metric for k, (v, _) in zip(policy.keys, key_aggs) if math.isnan(v[i])]
-        if nans:
-            reason[i] = "NaN aggregate: " + ", ".join(f"{m} ({policy.agg})" for m in nans)
-
-    ranked = np.array([i for i in range(n) if reason[i] is None], np.int64)
-    cols = [
-        (v[ranked] if k.direction == "min" else -v[ranked])
-        for k, (v, _) in zip(policy.keys, key_aggs)
+    rows = [
+        RankRow(
+            rank=r,
+            case=scores.names[i],
+            score=scores.score(i),
+            runs=int(scores.n_aggregated[i]),
+            survivor=(r <= policy.top) if policy.top is not None else None,
+            front=int(fronts[j]) if fronts is not None else None,
+            stage=stage_of(i),
+        )
+        for r, (j, i) in enumerate(zip(order.tolist(), ranked[order].tolist()), start=1)
     ]
-    sort_keys: list[np.ndarray] = [ranked]  # case id breaks ties (names are sorted)
-    sort_keys.extend(reversed(cols))
-    fronts = None
-    if policy.pareto and len(ranked):
-        fronts = pareto_fronts(np.column_stack(cols))
-        sort_keys.append(fronts)
-    order = np.lexsort(sort_keys) if len(ranked) else np.empty(0, np.int64)
-
-    rows: list[RankRow] = []
-    for r, j in enumerate(order.tolist(), start=1):
-        i = int(ranked[j])
-        scores = [float(v[i]) for v, _ in key_aggs]
-        rows.append(
-            RankRow(
-                rank=r,
-                case=names[i],
-                score=scores[0] if len(scores) == 1 else scores,
-                runs=int(n_aggregated[i]),
-                survivor=(r <= policy.top) if policy.top is not None else None,
-                front=int(fronts[j]) if fronts is not None else None,
-                stage=stages.get(names[i]) if stages is not None else None,
-            )
-        )
-    unranked: list[Unranked] = []
-    statuses: dict[int, list[str]] | None = None
-    for i in range(n):
-        why = reason[i]
-        if why is None:
-            continue
-        if why == "__no_run__":
-            if statuses is None:
-                statuses = {}
-                for c, s, inv in zip(run_case.tolist(), runs.status, runs.invalidated):
-                    if c >= 0:
-                        statuses.setdefault(c, []).append(
-                            "invalidated" if inv else (s or "running")
-                        )
-            why = _no_run_reason(statuses.get(i, []), counted)
-        unranked.append(
-            Unranked(
-                case=names[i],
-                reason=why,
-                stage=stages.get(names[i]) if stages is not None else None,
-            )
-        )
+    unranked = [
+        Unranked(case=scores.names[i], reason=why, stage=stage_of(i))
+        for i, why in enumerate(reason)
+        if why is not None
+    ]
     return Ranking(
         study=study, stage=stage, as_of=as_of, policy=policy, rows=rows, unranked=unranked
     )
+
+
+class _CaseScores:
+    """The aggregates a ranking compares, per case (in case-id order), from the runs
+    that count; and what keeps a case unranked."""
+
+    def __init__(
+        self,
+        cases: Sequence[str],
+        runs: RunTable,
+        finals: Finals,
+        policy: Policy,
+        counted: Sequence[str],
+    ) -> None:
+        self.names = sorted(set(cases))
+        self.runs, self.finals, self.policy, self.counted = runs, finals, policy, counted
+        pos = {c: i for i, c in enumerate(self.names)}
+        self.run_case = np.fromiter((pos.get(c, -1) for c in runs.case), np.int64, len(runs.case))
+        wanted = frozenset(counted)
+        self.ok = np.fromiter(
+            (
+                (s or "running") in wanted and not inv
+                for s, inv in zip(runs.status, runs.invalidated)
+            ),
+            bool,
+            len(runs.case),
+        ) & (self.run_case >= 0)
+        self.n_runs = self._count(self.ok)
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.keys = [self.agg_of(k.metric, k.direction) for k in policy.keys]
+        # ``runs`` is the number of completed runs aggregated (docs/architecture.md,
+        # Command output): those with a
+        # final value of the first key, not every completed run of the case.
+        first = np.asarray(finals.get(policy.keys[0].metric, (np.empty(0, np.int64),))[0])
+        first = first.astype(np.int64, copy=False)
+        keep = self.ok[first] if len(first) else np.zeros(0, bool)
+        self.n_aggregated = self._count(keep, first)
+
+    def _count(self, mask: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Per case, how many of the runs (at ``idx``) ``mask`` keeps."""
+        n = len(self.names)
+        if not n:
+            return np.zeros(0, np.int64)
+        case = self.run_case if idx is None else self.run_case[idx]
+        return np.bincount(case[mask], minlength=n)
+
+    def agg_of(self, metric: str, direction: str) -> tuple[np.ndarray, np.ndarray]:
+        """(aggregate, has a value) per case of ``metric`` under the policy's ``agg``."""
+        key = (metric, direction if self.policy.agg == "best" else "")
+        if key not in self._cache:
+            empty = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+            idx, vals, seqs = self.finals.get(metric, empty)
+            idx = np.asarray(idx, np.int64)
+            keep = self.ok[idx] if len(idx) else np.zeros(0, bool)
+            self._cache[key] = aggregate(
+                self.run_case[idx][keep],
+                np.asarray(vals, np.float64)[keep],
+                np.asarray(seqs, np.int64)[keep],
+                len(self.names),
+                self.policy.agg,
+                direction,
+            )
+        return self._cache[key]
+
+    def score(self, i: int) -> float | list[float]:
+        scores = [float(v[i]) for v, _ in self.keys]
+        return scores[0] if len(scores) == 1 else scores
+
+    def _broken(self) -> list[list[str]]:
+        """Per case, the constraints its aggregate breaks (with the value)."""
+        policy = self.policy
+        directions = {k.metric: k.direction for k in policy.keys}
+        broken: list[list[str]] = [[] for _ in self.names]
+        for c in policy.require:
+            vals, has = self.agg_of(c.metric, directions.get(c.metric, "min"))
+            for i in np.flatnonzero(~c.holds(vals)):
+                detail = f"{policy.agg} {number_text(float(vals[i]))}" if has[i] else "no value"
+                broken[i].append(f"{c.text} ({detail})")
+        return broken
+
+    def reasons(self) -> list[str | None]:
+        """Per case, why it is unranked (None: ranked), in the module doc's precedence."""
+        broken = self._broken()
+        statuses = self._statuses()
+        out: list[str | None] = []
+        for i in range(len(self.names)):
+            if self.n_runs[i] == 0:
+                out.append(_no_run_reason(statuses.get(i, []), self.counted))
+            elif broken[i]:
+                out.append("infeasible: " + ", ".join(broken[i]))
+            else:
+                out.append(self._value_problem(i))
+        return out
+
+    def _value_problem(self, i: int) -> str | None:
+        keys = list(zip(self.policy.keys, self.keys))
+        missing = [k.metric for k, (_, has) in keys if not has[i]]
+        if missing:
+            return "metric missing: " + ", ".join(missing)
+        nans = [k.metric for k, (v, _) in keys if math.isnan(v[i])]
+        if nans:
+            return "NaN aggregate: " + ", ".join(f"{m} ({self.policy.agg})" for m in nans)
+        return None
+
+    def _statuses(self) -> dict[int, list[str]]:
+        """Per case without a counted run, what its runs were (for the reason)."""
+        if not (self.n_runs == 0).any():
+            return {}
+        out: dict[int, list[str]] = {}
+        for c, s, inv in zip(self.run_case.tolist(), self.runs.status, self.runs.invalidated):
+            if c >= 0:
+                out.setdefault(c, []).append("invalidated" if inv else (s or "running"))
+        return out
+
+    def order(self, ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Positions into ``ranked`` in rank order, and each one's Pareto front (or
+        None): keys made "smaller is better", fronts first, ties by case id."""
+        if not len(ranked):
+            return np.empty(0, np.int64), None
+        cols = [
+            (v[ranked] if k.direction == "min" else -v[ranked])
+            for k, (v, _) in zip(self.policy.keys, self.keys)
+        ]
+        sort_keys: list[np.ndarray] = [ranked]  # case id breaks ties (names are sorted)
+        sort_keys.extend(reversed(cols))
+        fronts = None
+        if self.policy.pareto:
+            fronts = pareto_fronts(np.column_stack(cols))
+            sort_keys.append(fronts)
+        return np.lexsort(sort_keys), fronts
 
 
 def rank_study(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from projections.metrics import in_force_rows
 from projections.numbers import float_or_none
 
 from . import curves as _curves
@@ -75,93 +76,12 @@ def curves(
         row = r.to_dict()
         p = row.pop("run")
         runs.append({"run": run_ids[p], "case": case_of[p], **row})
-
-    # One mean_curve call for every case: each case's steps (ranked, so no overflow)
-    # are moved into a block of their own, so cases never share a step.
-    cases_json: list[dict[str, Any]] = []
-    curve_parts: list[dict[str, np.ndarray]] = []
-    if len(codes):
-        case_names, case_code = _stats.group_codes(case_of)
-        ustep, rank = np.unique(steps, return_inverse=True)
-        width = len(ustep)
-        mc = _curves.mean_curve(
-            codes,
-            case_code[codes].astype(np.int64) * width + rank.ravel(),
-            values,
-            band=band,
-            confidence=cfg.confidence,
-            align=align,
-        )
-        block = mc.steps // width
-        step_of = ustep[mc.steps % width]
-        cuts = np.flatnonzero(np.diff(block)) + 1
-        plateaus: dict[str, list[int | None]] = {}
-        for r in runs:
-            plateaus.setdefault(r["case"], []).append(r["plateau_step"])
-        for lo, hi in zip(
-            np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(block)]]).tolist()
-        ):
-            case = case_names[int(block[lo])]
-            known = [p for p in plateaus[case] if p is not None]
-            last = hi - 1
-            cases_json.append(
-                {
-                    "case": case,
-                    "runs": len(plateaus[case]),
-                    "final_step": int(step_of[last]),
-                    "final_mean": float_or_none(mc.mean[last]),
-                    "final_low": float_or_none(mc.low[last]),
-                    "final_high": float_or_none(mc.high[last]),
-                    "plateau_median": float(np.median(known)) if known else None,
-                    "plateaued": len(known),
-                    "steps": step_of[lo:hi].tolist(),
-                    "mean": _list(mc.mean[lo:hi]),
-                    "std": _list(mc.std[lo:hi]),
-                    "low": _list(mc.low[lo:hi]),
-                    "high": _list(mc.high[lo:hi]),
-                    "count": mc.count[lo:hi].tolist(),
-                }
-            )
-        curve_parts.append(
-            {
-                "case": np.asarray(case_names, dtype=object)[block],
-                "step": step_of.astype(np.int64),
-                "mean": mc.mean,
-                "std": mc.std,
-                "low": mc.low,
-                "high": mc.high,
-                "count": mc.count,
-            }
-        )
-    mean_cols = Columns(
-        {
-            k: (np.concatenate([p[k] for p in curve_parts]) if curve_parts else np.empty(0, dt))
-            for k, dt in (
-                ("case", object),
-                ("step", np.int64),
-                ("mean", float),
-                ("std", float),
-                ("low", float),
-                ("high", float),
-                ("count", np.int64),
-            )
-        },  # fmt: skip
-        types={"case": "str"},
+    cases_json, mean_cols = _case_curves(
+        codes, steps, values, case_of, runs, band=band, confidence=cfg.confidence, align=align
     )
     extras: dict[str, Columns] = {}
     if series:
-        best = _curves.best_so_far(codes, steps, values, direction=d) if len(codes) else np.empty(0)
-        order = np.lexsort((steps, codes))
-        extras["series"] = Columns(
-            {
-                "run": cols["run"][codes[order]],
-                "case": case_of[codes[order]],
-                "step": steps[order],
-                "value": values[order],
-                "best": best[order],
-            },
-            types={"run": "str", "case": "str"},
-        )
+        extras["series"] = _series_columns(cols, codes, steps, values, d)
     data: dict[str, Any] = {
         "metric": name,
         "direction": d,
@@ -175,38 +95,15 @@ def curves(
     }
     if series:
         data["series"] = _series_json(extras["series"])
-    run_types = {
-        "run": "str",
-        "case": "str",
-        "points": "int",
-        "nan_values": "int",
-        "first_step": "int",
-        "last_step": "int",
-        "final": "float",
-        "best": "float",
-        "best_step": "int",
-        "plateau_step": "int",
-        "convergence_step": "int",
-    }
-    case_types = {
-        "case": "str",
-        "runs": "int",
-        "final_step": "int",
-        "final_mean": "float",
-        "final_low": "float",
-        "final_high": "float",
-        "plateau_median": "float",
-        "plateaued": "int",
-    }
     return AnalyticsResult(
         kind="curves",
         study=frame.study,
         as_of=frame.as_of,
         query=query,
         rows=cols.take(np.flatnonzero(has)),
-        table=Columns.from_rows(runs, run_types),
+        table=Columns.from_rows(runs, _RUN_TYPES),
         extras={
-            "cases": Columns.from_rows(cases_json, case_types),
+            "cases": Columns.from_rows(cases_json, _CASE_TYPES),
             "mean_curves": mean_cols,
             **extras,
         },
@@ -218,28 +115,159 @@ def curves(
             "confidence": cfg.confidence if band == "ci" else None,
         },
         title=f"curves of {name} ({d}): {len(runs)} runs, window {rc.window}, min_delta {rc.min_delta:g}",
-        display={
-            "": [
-                "case",
-                "run",
-                "points",
-                "last_step",
-                "final",
-                "best",
-                "best_step",
-                "plateau_step",
-                "convergence_step",
-            ],
-            "cases": [
-                "case",
-                "runs",
-                "final_step",
-                "final_mean",
-                "final_low",
-                "final_high",
-                "plateau_median",
-            ],
-        },  # fmt: skip
+        display=_DISPLAY,
+    )
+
+
+_RUN_TYPES = {
+    "run": "str",
+    "case": "str",
+    "points": "int",
+    "nan_values": "int",
+    "first_step": "int",
+    "last_step": "int",
+    "final": "float",
+    "best": "float",
+    "best_step": "int",
+    "plateau_step": "int",
+    "convergence_step": "int",
+}
+_CASE_TYPES = {
+    "case": "str",
+    "runs": "int",
+    "final_step": "int",
+    "final_mean": "float",
+    "final_low": "float",
+    "final_high": "float",
+    "plateau_median": "float",
+    "plateaued": "int",
+}
+_DISPLAY = {
+    "": [
+        "case", "run", "points", "last_step", "final", "best", "best_step", "plateau_step",
+        "convergence_step",
+    ],
+    "cases": [
+        "case", "runs", "final_step", "final_mean", "final_low", "final_high", "plateau_median",
+    ],
+}  # fmt: skip
+_MEAN_COLUMNS = (
+    ("case", object),
+    ("step", np.int64),
+    ("mean", float),
+    ("std", float),
+    ("low", float),
+    ("high", float),
+    ("count", np.int64),
+)
+
+
+def _case_curves(
+    codes: np.ndarray,
+    steps: np.ndarray,
+    values: np.ndarray,
+    case_of: np.ndarray,
+    runs: list[dict[str, Any]],
+    *,
+    band: str,
+    confidence: float,
+    align: str,
+) -> tuple[list[dict[str, Any]], Columns]:
+    """Each case's mean curve across its runs: the JSON rows and the long table.
+
+    One mean_curve call for every case: each case's steps (ranked, so no overflow) are
+    moved into a block of their own, so cases never share a step.
+    """
+    cases_json: list[dict[str, Any]] = []
+    parts: list[dict[str, np.ndarray]] = []
+    if len(codes):
+        case_names, case_code = _stats.group_codes(case_of)
+        ustep, rank = np.unique(steps, return_inverse=True)
+        width = len(ustep)
+        mc = _curves.mean_curve(
+            codes,
+            case_code[codes].astype(np.int64) * width + rank.ravel(),
+            values,
+            band=band,
+            confidence=confidence,
+            align=align,
+        )
+        block = mc.steps // width
+        step_of = ustep[mc.steps % width]
+        cuts = np.flatnonzero(np.diff(block)) + 1
+        plateaus: dict[str, list[int | None]] = {}
+        for r in runs:
+            plateaus.setdefault(r["case"], []).append(r["plateau_step"])
+        bounds = zip(
+            np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(block)]]).tolist()
+        )
+        for lo, hi in bounds:
+            case = case_names[int(block[lo])]
+            cases_json.append(_case_json(case, plateaus[case], mc, step_of, lo, hi))
+        parts.append(
+            {
+                "case": np.asarray(case_names, dtype=object)[block],
+                "step": step_of.astype(np.int64),
+                "mean": mc.mean,
+                "std": mc.std,
+                "low": mc.low,
+                "high": mc.high,
+                "count": mc.count,
+            }
+        )
+    mean_cols = Columns(
+        {
+            k: (np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dt))
+            for k, dt in _MEAN_COLUMNS
+        },
+        types={"case": "str"},
+    )
+    return cases_json, mean_cols
+
+
+def _case_json(
+    case: str, plateaus: list[int | None], mc: Any, step_of: np.ndarray, lo: int, hi: int
+) -> dict[str, Any]:
+    """One case's mean curve (rows ``lo:hi`` of the mean curves) as its JSON row."""
+    known = [p for p in plateaus if p is not None]
+    last = hi - 1
+    return {
+        "case": case,
+        "runs": len(plateaus),
+        "final_step": int(step_of[last]),
+        "final_mean": float_or_none(mc.mean[last]),
+        "final_low": float_or_none(mc.low[last]),
+        "final_high": float_or_none(mc.high[last]),
+        "plateau_median": float(np.median(known)) if known else None,
+        "plateaued": len(known),
+        "steps": step_of[lo:hi].tolist(),
+        "mean": _list(mc.mean[lo:hi]),
+        "std": _list(mc.std[lo:hi]),
+        "low": _list(mc.low[lo:hi]),
+        "high": _list(mc.high[lo:hi]),
+        "count": mc.count[lo:hi].tolist(),
+    }
+
+
+def _series_columns(
+    cols: Columns, codes: np.ndarray, steps: np.ndarray, values: np.ndarray, direction: str
+) -> Columns:
+    """Every run's series with its best so far, sorted by (run, step)."""
+    best = (
+        _curves.best_so_far(codes, steps, values, direction=direction)
+        if len(codes)
+        else np.empty(0)
+    )
+    order = np.lexsort((steps, codes))
+    return Columns(
+        {
+            "run": cols["run"][codes[order]],
+            "case": cols["case"][codes[order]],
+            "step": steps[order],
+            "value": values[order],
+            "best": best[order],
+        },
+        types={"run": "str", "case": "str"},
     )
 
 
@@ -275,11 +303,8 @@ def _stepped(
     pos = pos_of[cols["run"][sel]]
     sel, pos = sel[pos >= 0], pos[pos >= 0]
     step, seq = cols["step"][sel], cols["seq"][sel]
-    order = np.lexsort((seq, step, pos))
-    p, st = pos[order], step[order]
-    last = np.ones(len(order), bool)  # the highest seq of each (run, step) is in force
-    last[:-1] = (p[1:] != p[:-1]) | (st[1:] != st[:-1])
-    keep = order[last]
+    # the highest seq of each (run, step) is in force
+    keep = in_force_rows(pos, np.zeros(len(pos), np.int64), step, seq)
     return pos[keep], step[keep].astype(np.int64), cols["value"][sel][keep].astype(np.float64)
 
 

@@ -8,13 +8,13 @@ the case filters, from the same loaded view.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import stats as _stats
 from .config import AnalyticsConfig
-from .query import Columns, Exclusion, MetricSpec, Query, QuerySpec
+from .query import Columns, Exclusion, MetricSpec, Query, QueryFrame, QuerySpec
 from .report_inputs import (
     direction_of,
     prepare,
@@ -113,111 +113,15 @@ def eco_effects(
     """
     cfg = resolve_config(config, confidence=confidence, bootstrap=bootstrap, seed=seed, min_n=min_n)
     query, frame, name = prepare(query, metric, agg=agg, direction=direction)
-    view = frame.view
     d = direction_of(frame, name, direction)
-    spec = query.spec
-    everything = Query(
-        query.ledger,
-        QuerySpec(
-            study=frame.study,
-            statuses=spec.statuses,
-            hosts=spec.hosts,
-            metrics=(MetricSpec(name, agg, direction),),
-            as_of=spec.as_of,
-        ),
-    ).collect(view)
-    cols = everything.columns
-    col = everything.metric_columns[name]
-    score = dict(zip(cols["case"].tolist(), cols.pylist(col)))
-    no_run = {e.case: e.reason for e in everything.exclusions if e.run is None}
-
-    def why_not(case: str) -> str | None:
-        if case in no_run:
-            return no_run[case]
-        if case not in score or score[case] is None:
-            return f"no run with a final {name}"
-        if math.isnan(score[case]):
-            return f"{agg} of {name} is NaN"
-        return None
-
-    dag = view.dag
-    edges: list[dict[str, Any]] = []
-    dropped: list[Exclusion] = []
-    involved: set[str] = set()
-    for child in frame.cases:
-        node = dag.nodes[child]
-        if node.eco is None or not node.parents:
-            continue
-        parent = node.parents[0]
-        involved.update((child, parent))
-        problem = why_not(child)
-        side = "child"
-        if problem is None:
-            problem, side = why_not(parent), f"parent {parent}"
-        if problem is not None:
-            dropped.append(
-                Exclusion(child, None, f"edge {parent} -> {child} ({node.eco}): {side}: {problem}")
-            )
-            continue
-        delta = score[child] - score[parent]
-        edges.append(
-            {
-                "parent": parent,
-                "child": child,
-                "eco": node.eco,
-                "eco_class": node.eco_class,
-                "stage": node.stage,
-                "parent_score": score[parent],
-                "child_score": score[child],
-                "delta": delta,
-                "improvement": None if d is None else (delta if d == "max" else -delta),
-            }
-        )
+    scores = _Scores.of(query, frame, name, agg, direction)
+    edges, dropped, involved = _edges(frame, scores, d)
     delta = np.array([e["delta"] for e in edges], np.float64)
-    ecos = np.empty(len(edges), dtype=object)
-    ecos[:] = [e["eco"] for e in edges]
-    classes = np.empty(len(edges), dtype=object)
-    classes[:] = [e["eco_class"] for e in edges]
-    by_eco = _effect_groups(delta, d, ecos, "eco", cfg)
-    by_class = _effect_groups(delta, d, classes, "eco_class", cfg)
+    by_eco = _effect_groups(delta, d, _objects([e["eco"] for e in edges]), "eco", cfg)
+    by_class = _effect_groups(delta, d, _objects([e["eco_class"] for e in edges]), "eco_class", cfg)
+    everything = scores.frame
     run_level = [e for e in everything.exclusions if e.run is not None and e.case in involved]
     exclusions = sorted([*run_level, *dropped], key=lambda e: (e.case, e.run or ""))
-    group_types = {
-        "count": "int",
-        "mean": "float",
-        "median": "float",
-        "std": "float",
-        "min": "float",
-        "max": "float",
-        "ci_low": "float",
-        "ci_high": "float",
-        "helped": "int",
-        "hurt": "int",
-        "unchanged": "int",
-        "mean_improvement": "float",
-        "verdict": "str",
-    }
-    if cfg.bootstrap:
-        group_types.update(boot_low="float", boot_high="float")
-
-    def table(rows: list[dict[str, Any]], label: str) -> Columns:
-        flat = [{**r, "warnings": "; ".join(r["warnings"])} for r in rows]
-        return Columns.from_rows(flat, {label: "str", **group_types, "warnings": "str"})
-
-    edge_cols = Columns.from_rows(
-        edges,
-        {
-            "parent": "str",
-            "child": "str",
-            "eco": "str",
-            "eco_class": "str",
-            "stage": "int",
-            "parent_score": "float",
-            "child_score": "float",
-            "delta": "float",
-            "improvement": "float",
-        },
-    )
     shown = ["count", "mean", "ci_low", "ci_high", "helped", "hurt", "verdict"]
     warns = summary_warnings(by_eco, "eco")
     if d is None:
@@ -225,6 +129,7 @@ def eco_effects(
             f"{name} is not an objective and no direction was given: deltas only, no "
             "verdict on which ECOs help"
         )
+    cols = everything.columns
     rows_used = cols.take(
         np.fromiter((c in involved for c in cols["case"].tolist()), bool, len(cols))
     )
@@ -234,8 +139,11 @@ def eco_effects(
         as_of=frame.as_of,
         query=query,
         rows=rows_used,
-        table=table(by_eco, "eco"),
-        extras={"by_eco_class": table(by_class, "eco_class"), "edges": edge_cols},
+        table=_group_table(by_eco, "eco", bool(cfg.bootstrap)),
+        extras={
+            "by_eco_class": _group_table(by_class, "eco_class", bool(cfg.bootstrap)),
+            "edges": Columns.from_rows(edges, _EDGE_TYPES),
+        },
         data={
             "metric": name,
             "agg": agg,
@@ -254,3 +162,128 @@ def eco_effects(
             "by_eco_class": ["eco_class", *shown],
         },
     )
+
+
+_EDGE_TYPES = {
+    "parent": "str",
+    "child": "str",
+    "eco": "str",
+    "eco_class": "str",
+    "stage": "int",
+    "parent_score": "float",
+    "child_score": "float",
+    "delta": "float",
+    "improvement": "float",
+}
+_GROUP_TYPES = {
+    "count": "int",
+    "mean": "float",
+    "median": "float",
+    "std": "float",
+    "min": "float",
+    "max": "float",
+    "ci_low": "float",
+    "ci_high": "float",
+    "helped": "int",
+    "hurt": "int",
+    "unchanged": "int",
+    "mean_improvement": "float",
+    "verdict": "str",
+}
+
+
+def _objects(items: list[Any]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _group_table(rows: list[dict[str, Any]], label: str, bootstrap: bool) -> Columns:
+    types = dict(_GROUP_TYPES)
+    if bootstrap:
+        types.update(boot_low="float", boot_high="float")
+    flat = [{**r, "warnings": "; ".join(r["warnings"])} for r in rows]
+    return Columns.from_rows(flat, {label: "str", **types, "warnings": "str"})
+
+
+class _Scores(NamedTuple):
+    """Every case's score, whatever the case filters say (parents need theirs)."""
+
+    frame: QueryFrame  # one row per case of the study
+    score: dict[str, Any]
+    no_run: dict[str, str]
+    metric: str
+    agg: str
+
+    @classmethod
+    def of(
+        cls, query: Query, frame: QueryFrame, name: str, agg: str, direction: str | None
+    ) -> _Scores:
+        spec = query.spec
+        everything = Query(
+            query.ledger,
+            QuerySpec(
+                study=frame.study,
+                statuses=spec.statuses,
+                hosts=spec.hosts,
+                metrics=(MetricSpec(name, agg, direction),),
+                as_of=spec.as_of,
+            ),
+        ).collect(frame.view)
+        cols = everything.columns
+        col = everything.metric_columns[name]
+        score = dict(zip(cols["case"].tolist(), cols.pylist(col)))
+        no_run = {e.case: e.reason for e in everything.exclusions if e.run is None}
+        return cls(everything, score, no_run, name, agg)
+
+    def why_not(self, case: str) -> str | None:
+        """Why ``case`` has no usable score (None: it has one)."""
+        if case in self.no_run:
+            return self.no_run[case]
+        if case not in self.score or self.score[case] is None:
+            return f"no run with a final {self.metric}"
+        if math.isnan(self.score[case]):
+            return f"{self.agg} of {self.metric} is NaN"
+        return None
+
+
+def _edges(
+    frame: QueryFrame, scores: _Scores, d: str | None
+) -> tuple[list[dict[str, Any]], list[Exclusion], set[str]]:
+    """The ECO edges into the query's cases with both scores, the edges left out (with
+    why) and every case involved."""
+    dag = frame.view.dag
+    edges: list[dict[str, Any]] = []
+    dropped: list[Exclusion] = []
+    involved: set[str] = set()
+    for child in frame.cases:
+        node = dag.nodes[child]
+        if node.eco is None or not node.parents:
+            continue
+        parent = node.parents[0]
+        involved.update((child, parent))
+        problem = scores.why_not(child)
+        side = "child"
+        if problem is None:
+            problem, side = scores.why_not(parent), f"parent {parent}"
+        if problem is not None:
+            dropped.append(
+                Exclusion(child, None, f"edge {parent} -> {child} ({node.eco}): {side}: {problem}")
+            )
+            continue
+        score = scores.score
+        delta = score[child] - score[parent]
+        edges.append(
+            {
+                "parent": parent,
+                "child": child,
+                "eco": node.eco,
+                "eco_class": node.eco_class,
+                "stage": node.stage,
+                "parent_score": score[parent],
+                "child_score": score[child],
+                "delta": delta,
+                "improvement": None if d is None else (delta if d == "max" else -delta),
+            }
+        )
+    return edges, dropped, involved

@@ -669,92 +669,19 @@ def _collect(query: Query, view: StudyView) -> QueryFrame:
     spec = query.spec
     nodes = select_cases(spec, view)
     directions = _check_metrics(spec, view)
-    statuses = spec.statuses
-    hosts = set(spec.hosts)
-
-    exclusions: list[Exclusion] = []
-    left: dict[str, list[str]] = {}  # case -> what each left-out run was, for per-case notes
-    runs: list[Any] = []
-    run_node: list[Any] = []
-    for node in nodes:
-        for info in sorted(view.runs.of_case(node.case), key=lambda r: r.run):
-            if hosts and info.host not in hosts:
-                continue
-            if info.invalidated is not None:
-                exclusions.append(
-                    Exclusion(
-                        node.case,
-                        info.run,
-                        f"invalidated at seq {info.invalidated_seq}: {info.invalidated}",
-                    )
-                )
-                left.setdefault(node.case, []).append("invalidated")
-                continue
-            status = info.status or "running"
-            if statuses is not None and status not in statuses:
-                keep = " or ".join(statuses)
-                exclusions.append(Exclusion(node.case, info.run, f"status {status}, not {keep}"))
-                left.setdefault(node.case, []).append(status)
-                continue
-            runs.append(info)
-            run_node.append(node)
-
+    judged = _judge_runs(spec, view, nodes)
     param_names = sorted({k for n in nodes for k in (n.params or {})})
-    reserved = set(BASE_COLUMNS) | set(CASE_COLUMNS)
-    metric_columns = {
-        m.name: (
-            f"metric.{m.name}"
-            if m.name in reserved or m.name.startswith(("param.", "metric."))
-            else m.name
-        )
-        for m in spec.metrics
-    }
-    n = len(runs)
-    values: dict[str, np.ndarray] = {}
-    missing: dict[str, np.ndarray] = {}
-    seqs: dict[str, np.ndarray] = {}
-    if spec.metrics:
-        finals = view.finals_by_metric([m.name for m in spec.metrics], [r.run for r in runs])
-        for m in spec.metrics:
-            v = np.full(n, np.nan)
-            miss = np.ones(n, bool)
-            sq = np.zeros(n, np.int64)
-            got = finals.get(m.name)
-            if got is not None:
-                pos, vals, s = got
-                v[pos] = vals
-                miss[pos] = False
-                sq[pos] = s
-            values[m.name], missing[m.name], seqs[m.name] = v, miss, sq
-
+    metric_columns = _metric_column_names(spec)
+    values, missing, seqs = _final_values(spec, view, judged.runs)
     per_case = bool(spec.metrics) and spec.metrics[0].agg is not None
     if not per_case:
-        data: dict[str, np.ndarray] = {
-            "case": _obj([r.case for r in runs]),
-            "run": _obj([r.run for r in runs]),
-            "stage": np.fromiter((nd.stage for nd in run_node), np.int64, n),
-            "eco": _obj([nd.eco for nd in run_node]),
-            "eco_class": _obj([nd.eco_class for nd in run_node]),
-            "status": _obj([r.status for r in runs]),
-            "seed": _obj([r.seed for r in runs]),
-            "host": _obj([r.host for r in runs]),
-            "attempt": _obj([r.attempt for r in runs]),
-            "error": _obj([r.error for r in runs]),
-            "started_seq": np.fromiter((r.seq for r in runs), np.int64, n),
-            "finished_seq": _obj([r.finished_seq for r in runs]),
-        }
-        for p in param_names:
-            data[f"param.{p}"] = _obj([_flat((nd.params or {}).get(p)) for nd in run_node])
-        nulls = {}
-        for m in spec.metrics:
-            col = metric_columns[m.name]
-            data[col] = values[m.name]
-            nulls[col] = missing[m.name]
-        columns = Columns(data, nulls, dict(_RUN_TYPES))
+        columns = _per_run(
+            judged.runs, judged.nodes, values, missing, spec, metric_columns, param_names
+        )
     else:
         columns = _per_case(
             nodes,
-            run_node,
+            judged.nodes,
             values,
             missing,
             seqs,
@@ -762,10 +689,10 @@ def _collect(query: Query, view: StudyView) -> QueryFrame:
             directions,
             metric_columns,
             param_names,
-            exclusions,
-            left,
+            judged.exclusions,
+            judged.left,
         )
-    exclusions.sort(key=lambda e: (e.case, e.run or ""))
+    exclusions = sorted(judged.exclusions, key=lambda e: (e.case, e.run or ""))
     return QueryFrame(
         query=query,
         study=view.study,
@@ -779,6 +706,118 @@ def _collect(query: Query, view: StudyView) -> QueryFrame:
         per_case=per_case,
         cases=tuple(nd.case for nd in nodes),
     )
+
+
+class _Judged(NamedTuple):
+    """The runs the run filters keep (each with its case's node), and the others."""
+
+    runs: list[Any]
+    nodes: list[Any]  # the case node of each kept run
+    exclusions: list[Exclusion]
+    left: dict[str, list[str]]  # case -> what each left-out run was, for per-case notes
+
+
+def _judge_runs(spec: QuerySpec, view: StudyView, nodes: list[Any]) -> _Judged:
+    """Every run of the chosen cases, kept or left out with its reason (runs of other
+    hosts are neither: the host filter is part of the population)."""
+    hosts = set(spec.hosts)
+    out = _Judged([], [], [], {})
+    for node in nodes:
+        for info in sorted(view.runs.of_case(node.case), key=lambda r: r.run):
+            if hosts and info.host not in hosts:
+                continue
+            why, state = _left_out(info, spec.statuses)
+            if why is None:
+                out.runs.append(info)
+                out.nodes.append(node)
+                continue
+            out.exclusions.append(Exclusion(node.case, info.run, why))
+            out.left.setdefault(node.case, []).append(state)
+    return out
+
+
+def _left_out(info: Any, statuses: tuple[str, ...] | None) -> tuple[str | None, str]:
+    """(why the run is left out or None, what it was)."""
+    if info.invalidated is not None:
+        return f"invalidated at seq {info.invalidated_seq}: {info.invalidated}", "invalidated"
+    status = info.status or "running"
+    if statuses is not None and status not in statuses:
+        return f"status {status}, not {' or '.join(statuses)}", status
+    return None, status
+
+
+def _metric_column_names(spec: QuerySpec) -> dict[str, str]:
+    """Metric name -> column name (``metric.<name>`` when it would clash)."""
+    reserved = set(BASE_COLUMNS) | set(CASE_COLUMNS)
+    return {
+        m.name: (
+            f"metric.{m.name}"
+            if m.name in reserved or m.name.startswith(("param.", "metric."))
+            else m.name
+        )
+        for m in spec.metrics
+    }
+
+
+def _final_values(
+    spec: QuerySpec, view: StudyView, runs: list[Any]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per metric of the query, each kept run's final value in force (NaN where it has
+    none), whether it has none, and the value's seq."""
+    n = len(runs)
+    values: dict[str, np.ndarray] = {}
+    missing: dict[str, np.ndarray] = {}
+    seqs: dict[str, np.ndarray] = {}
+    if not spec.metrics:
+        return values, missing, seqs
+    finals = view.finals_by_metric([m.name for m in spec.metrics], [r.run for r in runs])
+    for m in spec.metrics:
+        v = np.full(n, np.nan)
+        miss = np.ones(n, bool)
+        sq = np.zeros(n, np.int64)
+        got = finals.get(m.name)
+        if got is not None:
+            pos, vals, s = got
+            v[pos] = vals
+            miss[pos] = False
+            sq[pos] = s
+        values[m.name], missing[m.name], seqs[m.name] = v, miss, sq
+    return values, missing, seqs
+
+
+def _per_run(
+    runs: list[Any],
+    run_node: list[Any],
+    values: dict[str, np.ndarray],
+    missing: dict[str, np.ndarray],
+    spec: QuerySpec,
+    metric_columns: dict[str, str],
+    param_names: list[str],
+) -> Columns:
+    """One row per kept run (the module doc's columns)."""
+    n = len(runs)
+    data: dict[str, np.ndarray] = {
+        "case": _obj([r.case for r in runs]),
+        "run": _obj([r.run for r in runs]),
+        "stage": np.fromiter((nd.stage for nd in run_node), np.int64, n),
+        "eco": _obj([nd.eco for nd in run_node]),
+        "eco_class": _obj([nd.eco_class for nd in run_node]),
+        "status": _obj([r.status for r in runs]),
+        "seed": _obj([r.seed for r in runs]),
+        "host": _obj([r.host for r in runs]),
+        "attempt": _obj([r.attempt for r in runs]),
+        "error": _obj([r.error for r in runs]),
+        "started_seq": np.fromiter((r.seq for r in runs), np.int64, n),
+        "finished_seq": _obj([r.finished_seq for r in runs]),
+    }
+    for p in param_names:
+        data[f"param.{p}"] = _obj([_flat((nd.params or {}).get(p)) for nd in run_node])
+    nulls = {}
+    for m in spec.metrics:
+        col = metric_columns[m.name]
+        data[col] = values[m.name]
+        nulls[col] = missing[m.name]
+    return Columns(data, nulls, dict(_RUN_TYPES))
 
 
 def _per_case(

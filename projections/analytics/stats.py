@@ -278,6 +278,15 @@ def _bootstrap(
     A fresh ``Generator(PCG64(seed))`` per sample and a chunk size that depends only on
     ``len(x)`` make the interval a function of (values, resamples, seed) alone. ``x`` is
     the sorted sample, so the row order of the input does not matter either.
+
+    The resamples are exactly ``scipy.stats.bootstrap``'s (``method="percentile"``,
+    ``batch`` = the chunk size, ``rng`` = the same generator): its
+    ``bootstrap_distribution`` equals ``stat`` here, which a test holds. Not calling it:
+    its own interval differs from this one in the last digit in about a quarter of
+    cases (it computes the percentile levels another way), so results would not stay
+    byte-identical; and the call costs about 4x this loop per group (1.5 ms against
+    0.36 ms for 10 values and 2,000 resamples), which ``stats --bootstrap`` by case pays
+    once per case.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     n = x.shape[0]

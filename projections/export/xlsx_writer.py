@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -195,57 +195,81 @@ def _check_spec(sheets: Mapping[str, pa.Table | FieldSheet], spec: XlsxSpec) -> 
 def _write_sheet(ws: Any, table: pa.Table, header: Any, fmt: Any) -> None:
     """Write one table column by column (xlsxwriter is pure Python: one call per cell)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     for c, name in enumerate(table.column_names):
         ws.write_string(0, c, neutralise_cell(name), header)
         column = table.column(c)
-        t = column.type
-        if pa.types.is_dictionary(t):
-            column = column.cast(t.value_type)
-            t = t.value_type
-        width = len(name)
-        if pa.types.is_floating(t):
-            num = fmt(_float_format(column))
-            for r, v in enumerate(column.to_pylist(), start=1):
-                if v is None:
-                    continue
-                if math.isfinite(v):
-                    ws.write_number(r, c, v, num)
-                else:
-                    ws.write_string(r, c, _non_finite(v))
-            width = max(width, 12)
-        elif pa.types.is_integer(t):
-            num = fmt("0")
-            for r, v in enumerate(column.to_pylist(), start=1):
-                if v is not None:
-                    ws.write_number(r, c, v, num)
-            width = max(width, 8)
-        elif pa.types.is_timestamp(t):
-            _write_dates(ws, c, column, fmt(DATE_FORMAT))
-            width = max(width, len(DATE_FORMAT))
-        elif pa.types.is_boolean(t):
-            for r, v in enumerate(column.to_pylist(), start=1):
-                if v is not None:
-                    ws.write_boolean(r, c, v)
-            width = max(width, 6)
-        else:
-            text = format_column(column.combine_chunks(), name=name)
-            for r, v in enumerate(text.to_pylist(), start=1):
-                if v is not None:
-                    ws.write_string(r, c, v)
-            if len(text):
-                longest = pc.max(pc.utf8_length(text)).as_py()
-                width = max(width, longest or 0)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        write = _column_writer(column.type)
+        width = max(len(name), write(ws, c, column, fmt, name))
         ws.set_column(c, c, min(max(width, 6), 60) + 2)
     ws.freeze_panes(1, 0)
     if table.num_columns:
         ws.autofilter(0, 0, max(table.num_rows, 1), table.num_columns - 1)
 
 
-def _write_dates(ws: Any, c: int, column: pa.ChunkedArray, num: Any) -> None:
+def _column_writer(t: Any) -> Callable[[Any, int, Any, Any, str], int]:
+    """The writer of a column of type ``t``: it writes rows 1.. of column ``c`` and
+    returns the width the column needs."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(t):
+        return _write_floats
+    if pa.types.is_integer(t):
+        return _write_ints
+    if pa.types.is_timestamp(t):
+        return _write_dates
+    if pa.types.is_boolean(t):
+        return _write_bools
+    return _write_text
+
+
+def _write_floats(ws: Any, c: int, column: pa.ChunkedArray, fmt: Any, name: str) -> int:
+    """Numbers with a fixed or scientific format; NaN and ±inf as their texts."""
+    num = fmt(_float_format(column))
+    for r, v in enumerate(column.to_pylist(), start=1):
+        if v is None:
+            continue
+        if math.isfinite(v):
+            ws.write_number(r, c, v, num)
+        else:
+            ws.write_string(r, c, _non_finite(v))
+    return 12
+
+
+def _write_ints(ws: Any, c: int, column: pa.ChunkedArray, fmt: Any, name: str) -> int:
+    num = fmt("0")
+    for r, v in enumerate(column.to_pylist(), start=1):
+        if v is not None:
+            ws.write_number(r, c, v, num)
+    return 8
+
+
+def _write_bools(ws: Any, c: int, column: pa.ChunkedArray, fmt: Any, name: str) -> int:
+    for r, v in enumerate(column.to_pylist(), start=1):
+        if v is not None:
+            ws.write_boolean(r, c, v)
+    return 6
+
+
+def _write_text(ws: Any, c: int, column: pa.ChunkedArray, fmt: Any, name: str) -> int:
+    """Everything else as the text a CSV cell holds (neutralised)."""
+    import pyarrow.compute as pc
+
+    text = format_column(column.combine_chunks(), name=name)
+    for r, v in enumerate(text.to_pylist(), start=1):
+        if v is not None:
+            ws.write_string(r, c, v)
+    if not len(text):
+        return 0
+    return int(pc.max(pc.utf8_length(text)).as_py() or 0)
+
+
+def _write_dates(ws: Any, c: int, column: pa.ChunkedArray, fmt: Any, name: str) -> int:
     """Timestamps as date cells: the serial number, computed column-wise, with a date
     format (what ``write_datetime`` writes, without a datetime object per cell)."""
+    num = fmt(DATE_FORMAT)
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -260,6 +284,7 @@ def _write_dates(ws: Any, c: int, column: pa.ChunkedArray, num: Any) -> None:
     for r, (v, ok) in enumerate(zip(excel_serial(micros).tolist(), valid.tolist()), start=1):
         if ok:
             ws.write_number(r, c, v, num)
+    return len(DATE_FORMAT)
 
 
 def _write_fields(ws: Any, sheet: FieldSheet, header: Any, fmt: Any) -> None:

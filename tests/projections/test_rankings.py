@@ -312,70 +312,92 @@ def fmt_num(x: float) -> str:
     return str(int(x)) if x.is_integer() else repr(x)
 
 
+_REF_OPS = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+    ">": np.greater,
+    "<": np.less,
+}
+
+
+def _ref_agg(runs, case, metric, agg, directions):
+    """The case's aggregate of ``metric`` over its counted runs (None: no value)."""
+    vals = []
+    for c, _, status, invalid, finals in runs:
+        if c == case and status == "completed" and not invalid and metric in finals:
+            vals.append(finals[metric][-1])  # the value in force: the latest
+    if not vals:
+        return None
+    v = np.array([x for x, _ in vals])
+    if agg == "mean":
+        return float(np.mean(v))
+    if agg == "median":
+        return float(np.median(v))
+    if agg == "best":
+        if np.isnan(v).all():
+            return math.nan
+        return float(np.nanmax(v) if directions.get(metric, "min") == "max" else np.nanmin(v))
+    return max(vals, key=lambda p: p[1])[0]
+
+
+def _ref_no_run(mine):
+    counts: dict[str, int] = {}
+    for _, _, status, invalid, _ in mine:
+        k = "invalidated" if invalid else (status or "running")
+        counts[k] = counts.get(k, 0) + 1
+    return (
+        "no completed run ("
+        + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no runs")
+        + ")"
+    )
+
+
+def _ref_broken(agg_of, case, agg, require):
+    broken = []
+    for metric, op, value in require:
+        a = agg_of(case, metric)
+        if a is None:
+            broken.append(f"{metric}{op}{fmt_num(value)} (no value)")
+        elif math.isnan(a) or not _REF_OPS[op](a, value):
+            broken.append(f"{metric}{op}{fmt_num(value)} ({agg} {fmt_num(a)})")
+    return broken
+
+
+def _ref_value_problem(keys, scores, agg):
+    missing = [m for (m, _), a in zip(keys, scores) if a is None]
+    if missing:
+        return "metric missing: " + ", ".join(missing)
+    nans = [m for (m, _), a in zip(keys, scores) if math.isnan(a)]
+    if nans:
+        return "NaN aggregate: " + ", ".join(f"{m} ({agg})" for m in nans)
+    return None
+
+
 def reference(cases, runs, keys, agg, require, stage):
     """Rank with plain Python and numpy, written apart from the implementation."""
     names = sorted(c for c, st in cases.items() if stage is None or st == stage)
-    ops = {
-        "==": np.equal,
-        "!=": np.not_equal,
-        ">=": np.greater_equal,
-        "<=": np.less_equal,
-        ">": np.greater,
-        "<": np.less,
-    }
     directions = dict(keys)
 
     def agg_of(case, metric):
-        vals = []
-        for c, _, status, invalid, finals in runs:
-            if c == case and status == "completed" and not invalid and metric in finals:
-                vals.append(finals[metric][-1])  # the value in force: the latest
-        if not vals:
-            return None
-        v = np.array([x for x, _ in vals])
-        if agg == "mean":
-            return float(np.mean(v))
-        if agg == "median":
-            return float(np.median(v))
-        if agg == "best":
-            if np.isnan(v).all():
-                return math.nan
-            return float(np.nanmax(v) if directions.get(metric, "min") == "max" else np.nanmin(v))
-        return max(vals, key=lambda p: p[1])[0]
+        return _ref_agg(runs, case, metric, agg, directions)
 
     ranked, unranked = [], {}
     for case in names:
         mine = [r for r in runs if r[0] == case]
         ok = [r for r in mine if r[2] == "completed" and not r[3]]
         if not ok:
-            counts: dict[str, int] = {}
-            for _, _, status, invalid, _ in mine:
-                k = "invalidated" if invalid else (status or "running")
-                counts[k] = counts.get(k, 0) + 1
-            unranked[case] = (
-                "no completed run ("
-                + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no runs")
-                + ")"
-            )
+            unranked[case] = _ref_no_run(mine)
             continue
-        broken = []
-        for metric, op, value in require:
-            a = agg_of(case, metric)
-            if a is None:
-                broken.append(f"{metric}{op}{fmt_num(value)} (no value)")
-            elif math.isnan(a) or not ops[op](a, value):
-                broken.append(f"{metric}{op}{fmt_num(value)} ({agg} {fmt_num(a)})")
+        broken = _ref_broken(agg_of, case, agg, require)
         if broken:
             unranked[case] = "infeasible: " + ", ".join(broken)
             continue
         scores = [agg_of(case, m) for m, _ in keys]
-        missing = [m for (m, _), a in zip(keys, scores) if a is None]
-        if missing:
-            unranked[case] = "metric missing: " + ", ".join(missing)
-            continue
-        nans = [m for (m, _), a in zip(keys, scores) if math.isnan(a)]
-        if nans:
-            unranked[case] = "NaN aggregate: " + ", ".join(f"{m} ({agg})" for m in nans)
+        problem = _ref_value_problem(keys, scores, agg)
+        if problem is not None:
+            unranked[case] = problem
             continue
         # runs: the completed runs aggregated, i.e. those holding the first key's metric
         ranked.append((case, scores, sum(keys[0][0] in r[4] for r in ok)))

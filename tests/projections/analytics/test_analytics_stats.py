@@ -205,6 +205,33 @@ def test_bootstrap_chunking_does_not_change_the_result():
     assert (s.boot_low, s.boot_high) == (pytest.approx(lo, rel=1e-12), pytest.approx(hi, rel=1e-12))
 
 
+@pytest.mark.parametrize(("n", "statistic"), [(7, "mean"), (40, "median"), (5000, "mean")])
+def test_bootstrap_resamples_are_scipys(n, statistic):
+    """Ours draws exactly scipy.stats.bootstrap's resamples (same generator, same
+    batches); the interval is the percentiles of that distribution."""
+    import warnings
+
+    from scipy import stats
+
+    x = np.sort(np.random.default_rng(n).normal(size=n))
+    s = describe(x, bootstrap=300, seed=5, statistic=statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (x,),
+            np.mean if statistic == "mean" else np.median,
+            n_resamples=300,
+            batch=max(1, (1 << 20) // n),
+            vectorized=True,
+            method="percentile",
+            confidence_level=0.95,
+            rng=np.random.Generator(np.random.PCG64(5)),
+        )
+    alpha = 1.0 - 0.95  # the levels as describe() spells them: 2.5000000000000022, ...
+    lo, hi = np.percentile(res.bootstrap_distribution, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    assert (s.boot_low, s.boot_high) == (lo, hi)
+
+
 def test_bootstrap_median_statistic():
     s = describe([1, 2, 3, 4, 100], bootstrap=500, statistic="median")
     assert 1 <= s.boot_low <= 3 <= s.boot_high <= 100
