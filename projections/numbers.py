@@ -1,7 +1,6 @@
-"""Numbers as the projections read and write them: one rule each, shared.
+"""Numbers as the projections write them: one rule each, shared. (What counts as a
+number — an int or a float, never a bool — is :func:`ledger.numbers.is_number`.)
 
-- :func:`is_number` — a metric value, param or resource reading that counts as a
-  number: an int or a float, never a bool (JSON's ``true`` is not 1);
 - :func:`float_or_none` — a statistic as results spell it: a Python float, or None
   where it is undefined (NaN, or nothing at all);
 - :func:`number_text` — a number in a message or a constraint's text: ``0`` rather than
@@ -13,12 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["float_or_none", "is_number", "number_text"]
-
-
-def is_number(v: Any) -> bool:
-    """An int or a float, never a bool."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+__all__ = ["float_or_none", "number_text"]
 
 
 def float_or_none(x: Any) -> float | None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from projections.numbers import is_number
+from ledger.numbers import is_number
 
 from .stats import (
     AnalyticsError,

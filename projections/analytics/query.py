@@ -48,9 +48,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 import numpy as np
 
+from ledger.numbers import is_number
 from projections.comparisons import COMPARISONS
 from projections.errors import QueryError as QueryError
-from projections.numbers import is_number
 
 if TYPE_CHECKING:
     import pyarrow as pa

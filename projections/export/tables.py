@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ledger.numbers import is_number
 from projections.export.safety import redact_for_export, redaction_report
 from projections.export.select import Where
-from projections.numbers import is_number
 
 if TYPE_CHECKING:
     import pyarrow as pa
