@@ -107,7 +107,12 @@ def in_force_rows(
     s0, s1 = int(step.min()), int(step.max())
     n_metric, n_step = int(metric.max()) + 1, s1 - s0 + 1
     if (int(run.max()) + 1) * n_metric * n_step < 2**62 and bool((seq[1:] >= seq[:-1]).all()):
-        key = (run.astype(np.int64) * n_metric + metric) * n_step + (step.astype(np.int64) - s0)
+        key = run.astype(np.int64)  # one copy, then in place: no temporaries per term
+        key *= n_metric
+        key += metric
+        key *= n_step
+        key -= s0  # before adding the steps: no intermediate can overflow
+        key += step
         order = np.argsort(key, kind="stable")
         k = key[order]
         last = np.ones(n, bool)
