@@ -490,8 +490,8 @@ class _CaseScores:
         self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.keys = [self.agg_of(k.metric, k.direction) for k in policy.keys]
         # ``runs`` is the number of completed runs aggregated (docs/architecture.md,
-        # Command output): those with a
-        # final value of the first key, not every completed run of the case.
+        # Command output): those with a final value of the first key, not every
+        # completed run of the case.
         first = np.asarray(finals.get(policy.keys[0].metric, (np.empty(0, np.int64),))[0])
         first = first.astype(np.int64, copy=False)
         keep = self.ok[first] if len(first) else np.zeros(0, bool)
