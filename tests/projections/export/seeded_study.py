@@ -9,6 +9,7 @@ a recorded selection — and, on request, hostile names and secret canaries.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -94,57 +95,8 @@ def seeded_events(
     run_no = 0
     for case in names:
         for attempt in range(1, attempts + 1):
-            run = f"{case}/r{attempt}"
             run_no += 1
-            run_config: dict[str, Any] = {"batch": 32}
-            provenance: dict[str, Any] = {"commit": "a" * 40, "dirty": False}
-            if canaries:
-                run_config["client_secret"] = CANARIES["run_config"]
-                provenance["password"] = CANARIES["provenance"]
-            add(
-                "run_started",
-                case=case,
-                run=run,
-                attempt=attempt,
-                seed=run_no,
-                host="=host" if hostile else f"node{run_no % 3}",
-                pid=1000 + run_no,
-                config=run_config,
-                provenance=provenance,
-            )
-            for step in range(steps):
-                add(
-                    "metrics_recorded",
-                    run=run,
-                    step=step,
-                    values={"loss": float(rng.lognormal(0, 1)), "qor": float(rng.normal(1, 0.3))},
-                )
-            finals = {"qor": float(rng.normal(2, 0.5)), "area": float(rng.integers(100, 200))}
-            if run_no == 3:
-                finals["area"] = math.nan
-            if run_no == 4:
-                finals["loss"] = math.inf
-            add("metrics_recorded", run=run, values=finals)
-            if run_no == 2:  # a correction: supersedes step 1's qor
-                add("metrics_recorded", run=run, step=1, values={"qor": 9.5})
-            status = "failed" if run_no == 5 else "completed"
-            error = None
-            if status == "failed":
-                error = "=ERROR(1)" if hostile else "out of memory"
-                if canaries:
-                    error = f"fetch https://u:{CANARIES['error']}@host/x failed"
-            add(
-                "run_finished",
-                run=run,
-                status=status,
-                error=error,
-                resources={"wall_s": float(10 + run_no), "cpu_s": float(5 + run_no)},
-            )
-            if run_no == 1:
-                uri = "s3://bucket/r1.tar"
-                if canaries:
-                    uri = f"https://me:{CANARIES['artifact']}@store/r1.tar"
-                add("artifact_recorded", run=run, name="netlist", uri=uri, bytes=123)
+            _run(add, rng, case, attempt, run_no, steps, hostile=hostile, canaries=canaries)
     add("run_invalidated", run=f"{names[0]}/r{attempts}", reason="bad host")
     policy: dict[str, Any] = {"keep": 2}
     if canaries:
@@ -152,6 +104,71 @@ def seeded_events(
         policy["header"] = f"Bearer {CANARIES['bearer']}"
     add("selection_recorded", stage=1, survivors=names[1:3], policy=policy)
     return out
+
+
+def _run(
+    add: Callable[..., None],
+    rng: np.random.Generator,
+    case: str,
+    attempt: int,
+    run_no: int,
+    steps: int,
+    *,
+    hostile: bool,
+    canaries: bool,
+) -> None:
+    """One run of ``seeded_events``: started, stepped and final metrics, finished (and
+    the planted oddities of particular runs). Draws from ``rng`` in a fixed order."""
+    run = f"{case}/r{attempt}"
+    run_config: dict[str, Any] = {"batch": 32}
+    provenance: dict[str, Any] = {"commit": "a" * 40, "dirty": False}
+    if canaries:
+        run_config["client_secret"] = CANARIES["run_config"]
+        provenance["password"] = CANARIES["provenance"]
+    add(
+        "run_started",
+        case=case,
+        run=run,
+        attempt=attempt,
+        seed=run_no,
+        host="=host" if hostile else f"node{run_no % 3}",
+        pid=1000 + run_no,
+        config=run_config,
+        provenance=provenance,
+    )
+    for step in range(steps):
+        add(
+            "metrics_recorded",
+            run=run,
+            step=step,
+            values={"loss": float(rng.lognormal(0, 1)), "qor": float(rng.normal(1, 0.3))},
+        )
+    finals = {"qor": float(rng.normal(2, 0.5)), "area": float(rng.integers(100, 200))}
+    if run_no == 3:
+        finals["area"] = math.nan
+    if run_no == 4:
+        finals["loss"] = math.inf
+    add("metrics_recorded", run=run, values=finals)
+    if run_no == 2:  # a correction: supersedes step 1's qor
+        add("metrics_recorded", run=run, step=1, values={"qor": 9.5})
+    status = "failed" if run_no == 5 else "completed"
+    error = None
+    if status == "failed":
+        error = "=ERROR(1)" if hostile else "out of memory"
+        if canaries:
+            error = f"fetch https://u:{CANARIES['error']}@host/x failed"
+    add(
+        "run_finished",
+        run=run,
+        status=status,
+        error=error,
+        resources={"wall_s": float(10 + run_no), "cpu_s": float(5 + run_no)},
+    )
+    if run_no == 1:
+        uri = "s3://bucket/r1.tar"
+        if canaries:
+            uri = f"https://me:{CANARIES['artifact']}@store/r1.tar"
+        add("artifact_recorded", run=run, name="netlist", uri=uri, bytes=123)
 
 
 def in_force(events: list[dict[str, Any]]) -> dict[tuple[str, str, int | None], float]:
