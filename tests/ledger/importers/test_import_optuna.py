@@ -67,7 +67,9 @@ def test_single_objective_study_every_value(journal):
         "study": "tune",
         "config": {"source": "optuna", "optuna_study": "tune", "directions": ["MINIMIZE"]},
         "objectives": [{"metric": "value", "direction": "min"}],
-        "id": "optuna:tune:study",
+        # created when its first trial started; the id derives from the content, as
+        # the Recorder's does (the live callback's study_created is the same event)
+        "ts": to_utc(study.trials[0].datetime_start)[0],
     }
     s = res.summary
     assert (s["trials"], s["runs"], s["cases"]) == (8, 6, 6)
@@ -98,6 +100,11 @@ def test_single_objective_study_every_value(journal):
         assert cfg["user_attrs"] == {"note": f"n{n}"}
         assert cfg["datetime_start"] == to_utc(t.datetime_start)[0] == starts[name]["ts"]
         assert cfg["datetime_complete"] == to_utc(t.datetime_complete)[0] == fins[name]["ts"]
+        assert cases[name]["ts"] == starts[name]["ts"]  # the trial's own times, every event
+        stamps = {
+            e["ts"] for e in res.events if e.get("run") == name and e["type"] != "run_started"
+        }
+        assert stamps == {fins[name]["ts"]}
         assert set(cfg["distributions"]) == {"x", "layers", "act"}
         assert steps[name] == t.intermediate_values
         assert fins[name]["resources"]["wall_s"] == pytest.approx(
