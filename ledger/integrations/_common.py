@@ -34,19 +34,25 @@ from ledger.recorder import Recorder, RunHandle
 __all__ = ["Session", "default_case", "metric_values", "plain"]
 
 _MAX_DEPTH = 16
+_PLAIN = frozenset((bool, int, float, str))
 
 
 def plain(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON-able data for params and config: scalars of numpy, torch or
     JAX as Python numbers, mappings and sequences recursively, anything else as text
     (a module, a path, an enum member). Never raises."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in _PLAIN:
         return value
+    if isinstance(value, str):  # a subclass (torch's version string, a str enum)
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
     if depth >= _MAX_DEPTH:
         return str(value)
-    scalar = _scalar(value)
-    if scalar is not None:
-        return scalar
+    if callable(getattr(value, "item", None)):
+        item = _item(value)
+        if isinstance(item, (bool, int, float)):
+            return item
     if isinstance(value, Mapping):
         return {str(k): plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -59,23 +65,28 @@ def plain(value: Any, depth: int = 0) -> Any:
 
 
 def _scalar(value: Any) -> int | float | None:
-    """A one-element numpy, torch or JAX value as an int or float; None otherwise."""
-    item = getattr(value, "item", None)
-    if not callable(item):
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    """A number, or a one-element numpy, torch or JAX value, as an int or float; None
+    otherwise (booleans included: they are not metrics)."""
+    if isinstance(value, bool):
+        return None
+    if not callable(getattr(value, "item", None)):
+        if isinstance(value, numbers.Integral):
             return int(value)
         return float(value) if isinstance(value, numbers.Real) else None
+    out = _item(value)
+    return None if isinstance(out, bool) or not isinstance(out, (int, float)) else out
+
+
+def _item(value: Any) -> Any:
+    """``value.item()`` of a one-element array or tensor; None when it has more."""
     numel = getattr(value, "numel", None)
     count = numel() if callable(numel) else getattr(value, "size", 1)
     if count != 1:
         return None
     try:
-        out = item()
+        return value.item()
     except (TypeError, ValueError, RuntimeError):
         return None
-    if isinstance(out, bool) or not isinstance(out, (int, float)):
-        return None
-    return out
 
 
 def metric_values(logs: Mapping[str, Any] | None) -> dict[str, int | float]:

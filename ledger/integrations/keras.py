@@ -101,9 +101,10 @@ class LedgerCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 def _learning_rate(optimizer: Any) -> float | None:
+    """The optimizer's learning rate as the number it was given (a float32 variable's
+    shortest spelling: 0.01, not 0.009999999776), or None for a schedule."""
     try:
-        value = optimizer.learning_rate
-        value = getattr(value, "numpy", lambda: value)()
-        return float(value)
+        value = keras.ops.convert_to_numpy(optimizer.learning_rate)
+        return float(str(value)) if value.ndim == 0 else None
     except Exception:  # a schedule, or a backend value that will not convert
         return None
