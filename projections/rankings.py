@@ -334,7 +334,10 @@ def aggregate(
     if not len(values):
         return out, has
     if agg == "mean":
-        sums = np.bincount(case_pos, weights=values, minlength=n_cases)
+        # Summed in value order within each case, not log order: the same runs held in
+        # another order (two hosts synced either way round, a merge) give the same bits.
+        by_value = np.lexsort((values, case_pos))
+        sums = np.bincount(case_pos[by_value], weights=values[by_value], minlength=n_cases)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[has] = sums[has] / counts[has]
         return out, has

@@ -105,13 +105,8 @@ def random_runs(rng: random.Random, count: int) -> list[tuple[int, int, str, boo
 
 def rank_json(path: str, study: str = STUDY) -> dict[str, Any]:
     """``ledger rank --json`` without ``as_of`` (a seq: it depends on the other studies
-    and events the ledger holds), scores to 12 significant digits.
-
-    Why the rounding: the ranking's mean sums a case's values in log order
-    (``np.bincount`` in projections/rankings.py), so the same runs in another order can
-    differ in the last bit (-23.299999999999997 against -23.3). Hosts' runs interleave
-    differently in each ledger; asked of the owner in COORD-requests.md (sum a case's
-    values in a fixed order). Everything else must be equal exactly."""
+    and events the ledger holds). Scores must be equal to the bit: the ranking sums a
+    case's values in value order, not in the log order each host's ledger has."""
     from click.testing import CliRunner
 
     from cli.main import cli
@@ -120,14 +115,7 @@ def rank_json(path: str, study: str = STUDY) -> dict[str, Any]:
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     out.pop("as_of")
-    for row in out["ranking"]:
-        score = row["score"]
-        row["score"] = [_g12(v) for v in score] if isinstance(score, list) else _g12(score)
     return out
-
-
-def _g12(value: Any) -> Any:
-    return float(f"{value:.12g}") if isinstance(value, float) else value
 
 
 def export_rows(path: str, study: str = STUDY) -> dict[str, list[dict[str, str]]]:

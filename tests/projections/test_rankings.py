@@ -467,3 +467,14 @@ def test_rank_cases_without_a_ledger() -> None:
         ("c", "no completed run (1 failed)"),
         ("d", "no completed run (no runs)"),
     ]
+
+
+def test_a_case_mean_does_not_depend_on_the_order_of_its_runs():
+    """The same four runs in any order give the same mean to the bit (a sync or merge
+    interleaves hosts' runs differently; -23.299999999999997 against -23.3 before)."""
+    values = np.array([-0.1, -23.2, -46.4, -23.5])
+    means = {
+        float(aggregate(np.zeros(4, dtype=np.intp), values[list(p)], np.arange(4), 1, "mean")[0][0])
+        for p in itertools.permutations(range(4))
+    }
+    assert len(means) == 1
