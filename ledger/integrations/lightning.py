@@ -143,9 +143,13 @@ class LedgerLogger(Logger):
             )
         self._session.close(mapped, error=error)
 
-    @rank_zero_only
     def save(self) -> None:
-        self._session.flush()
+        """Nothing to do: Lightning calls ``save()`` after every logged step, and a
+        commit there cost a durable LMDB commit (two fsyncs, ~2 ms) per training step,
+        2.3x a tiny model's fit. The Recorder commits in the background every
+        ``interval`` seconds or ``batch_size`` events, and ``finalize`` commits the rest;
+        a killed trainer loses at most the last interval, which a restart re-records
+        (ids derive from content, so nothing doubles)."""
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
