@@ -13,6 +13,7 @@ children and edges by case id, in code-point order), never by dict order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -101,7 +102,7 @@ class StudyDag:
 
     def cases(self, stage: int | None = None) -> list[CaseNode]:
         """Cases sorted by (stage, case id); only ``stage``'s when given."""
-        nodes = self.nodes.values()
+        nodes: Iterable[CaseNode] = self.nodes.values()
         if stage is not None:
             nodes = [n for n in nodes if n.stage == stage]
         return sorted(nodes, key=lambda n: (n.stage, n.case))
@@ -194,8 +195,7 @@ class DagProjection(BaseProjection):
     def _fold_frame(self, frame: Frame) -> None:
         for env in frame.other:
             ev = env.event
-            kind = type(ev)
-            if kind is CaseCreated:
+            if type(ev) is CaseCreated:
                 dag = self._dag(ev.study)
                 if ev.case in dag.nodes:
                     continue
@@ -213,7 +213,7 @@ class DagProjection(BaseProjection):
                         ev.params,
                     )
                 )
-            elif kind is EcoApplied:
+            elif type(ev) is EcoApplied:
                 dag = self._dag(ev.study)
                 if ev.case in dag.nodes:
                     continue
@@ -235,7 +235,7 @@ class DagProjection(BaseProjection):
                         ev.params,
                     )
                 )
-            elif kind is StudyCreated:
+            elif type(ev) is StudyCreated:
                 dag = self._dag(ev.study)
                 if dag.info is None:
                     dag.info = StudyInfo(
