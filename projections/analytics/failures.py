@@ -438,6 +438,7 @@ def bursts(positions: Any, failed: Any, *, window: int = 20, alpha: float = 0.01
     elif fails == 0 or fails == n:
         warns.append("no failures" if fails == 0 else "every run failed: no burst stands out")
     else:
+        assert p0 is not None  # 0 < fails < n here
         c = np.concatenate(([0], np.cumsum(f)))
         k = c[window:] - c[:-window]
         pval = sps.binom.sf(k - 1, window, p0)
