@@ -64,12 +64,15 @@ def outliers(
     rows, x, dropped = usable_values(frame, name, drop_nan=False)
     m = cfg.outlier_method
     labels = group_labels(rows, by, frame) if by is not None else None
-    if m == "iqr":
-        res = _outliers.iqr(x, factor=cfg.factor, metric=name, labels=labels)
-    elif m == "zscore":
-        res = _outliers.zscore(x, threshold=cfg.factor, metric=name, labels=labels)
-    elif m == "modified-z":
-        res = _outliers.modified_z(x, threshold=cfg.factor, metric=name, labels=labels)
+    if m == "iqr" or m == "zscore" or m == "modified-z":
+        k = cfg.factor
+        assert k is not None  # DEFAULT_FACTORS gives each of these rules one
+        if m == "iqr":
+            res = _outliers.iqr(x, factor=k, metric=name, labels=labels)
+        elif m == "zscore":
+            res = _outliers.zscore(x, threshold=k, metric=name, labels=labels)
+        else:
+            res = _outliers.modified_z(x, threshold=k, metric=name, labels=labels)
     else:
         if by is not None:
             raise AnalyticsError("bounds are fixed: they take no grouping (drop --by)")
