@@ -52,6 +52,7 @@ def _effect_groups(
         if cfg.bootstrap:
             row["boot_low"], row["boot_high"] = d["boot_low"], d["boot_high"]
         if improvement is not None:
+            assert direction is not None  # improvement is None without one
             imp = improvement[codes == gi]
             row["helped"] = int((imp > 0).sum())
             row["hurt"] = int((imp < 0).sum())
