@@ -220,6 +220,7 @@ def _two_sample_t(a: Any, b: Any, confidence: float, equal_var: bool) -> Compari
     elif va == 0 and vb == 0:
         warns.append("both samples are constant: t is undefined")
     else:
+        assert ma is not None and mb is not None  # each sample holds 2 values or more
         t, d, se = _t_arrays(x.size, ma, va, y.size, mb, vb, equal_var)
         stat, df = float(t), float(d)
         p = float(_t_p(t, d))
@@ -418,6 +419,7 @@ def paired_t(a: Any, b: Any, *, confidence: float = 0.95) -> Comparison:
     if n < 2:
         warns.append(f"need at least 2 pairs (got {n})")
     else:
+        assert md is not None  # n >= 2
         sd = float(d.std(ddof=1))
         if sd == 0:
             warns.append("all differences are equal: t is undefined")
