@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from projections.stages import Selection
+
 __all__ = [
     "XLSX_METRIC_ROWS",
     "comparisons_table",
@@ -66,6 +68,11 @@ def _scores(score: Any, n: int) -> list[float | None]:
     if score is None:
         return [None] * n
     return list(score) if isinstance(score, list) else [score]
+
+
+def _first_score(score: float | list[float]) -> float:
+    """A ranked row's score on its first key."""
+    return score[0] if isinstance(score, list) else score
 
 
 def rankings_table(rec: ExportRecords) -> pa.Table:
@@ -114,16 +121,14 @@ def comparisons_table(rec: ExportRecords) -> pa.Table:
     ranks = rec.rankings()
     direction = ranks.policy.keys[0].direction if ranks.policy is not None else "min"
     by_stage = {r.stage: r for r in ranks.by_stage}
-    latest_selection: dict[int, Any] = {}
-    for sel in view.selections:
-        latest_selection[sel.stage] = sel
+    latest_selection: dict[int, Selection] = {sel.stage: sel for sel in view.selections}
     rows: list[dict[str, Any]] = []
     prev_best = prev_median = None
     for stage in view.dag.stages():
         nodes = view.dag.cases(stage)
         counts = view.runs.status_counts({n.case for n in nodes})
         ranking = by_stage.get(stage)
-        firsts = [_scores(r.score, 1)[0] for r in ranking.rows] if ranking else []
+        firsts = [_first_score(r.score) for r in ranking.rows] if ranking else []
         best = firsts[0] if firsts else None
         median = float(np.median(firsts)) if firsts else None
         delta_best = best - prev_best if best is not None and prev_best is not None else None
