@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import msgspec
 import numpy as np
@@ -380,7 +380,12 @@ def pareto_fronts(points: np.ndarray, *, block: int = 1024) -> np.ndarray:
     dominates: list[np.ndarray] = []  # per point, whom it dominates
     for lo in range(0, n, block):
         a = pts[lo : lo + block, None, :]
-        dom = (a <= pts[None, :, :]).all(-1) & (a < pts[None, :, :]).any(-1)
+        # (block, n) booleans; numpy's stubs type all(axis)/any(axis) as a scalar or
+        # an array, not knowing that a reduced 3-D array stays an array.
+        dom = cast(
+            "np.ndarray[Any, np.dtype[np.bool_]]",
+            (a <= pts[None, :, :]).all(-1) & (a < pts[None, :, :]).any(-1),
+        )
         dominated_by += dom.sum(0)
         dominates.extend(np.flatnonzero(row) for row in dom)
     current = np.flatnonzero(dominated_by == 0)
