@@ -24,16 +24,41 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import IO, Any, Union
+from typing import Any, Protocol, Union
 
 from projections.export.manifest import FileInfo
 from projections.export.safety import ExportError
 
-__all__ = ["CHUNK_BYTES", "HashingFile", "Sink", "pyarrow_sink", "sink_name", "write_hashed"]
+__all__ = [
+    "CHUNK_BYTES",
+    "BinaryWriter",
+    "HashingFile",
+    "Sink",
+    "pyarrow_sink",
+    "sink_name",
+    "write_hashed",
+]
+
+
+class BinaryWriter(Protocol):
+    """A writable binary file object, as the writers use one: ``write_json`` calls
+    ``write``; pyarrow's wrapper (``pa.PythonFile``) calls ``write`` with its buffers,
+    reads ``closed``, may call ``close``, and asks ``writable()`` when the object has
+    no ``mode``. Any ``IO[bytes]`` is one, and so is a :class:`HashingFile`."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def writable(self) -> bool: ...
+
+    def write(self, data: Any, /) -> int: ...
+
+    def close(self) -> None: ...
+
 
 #: Where a writer puts its bytes: a path, or a writable binary file object such as a
 #: :class:`HashingFile` (written to, never closed).
-Sink = Union[str, "os.PathLike[str]", IO[bytes]]
+Sink = Union[str, "os.PathLike[str]", BinaryWriter]
 
 #: Bytes gathered before a chunk goes to the background thread: pyarrow writes ~80 KiB
 #: at a time for CSV and anything from a few bytes (page headers) to ~150 KiB (pages)
