@@ -27,12 +27,13 @@ study did not exist yet at ``as_of``), ``SelectionError`` (``--where``/``--field
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ledger import Ledger
 from projections.base import resolve_as_of
@@ -40,6 +41,9 @@ from projections.export.manifest import MANIFEST_NAME, build_manifest, read_mani
 from projections.export.safety import ExportError, assign_folder_names
 from projections.export.select import FieldSpec, Where, parse_fields, parse_where
 from projections.export.snapshot import write_snapshot
+
+if TYPE_CHECKING:
+    from projections.export.hashing_sink import HashingFile
 
 __all__ = [
     "ALL_FORMATS",
@@ -348,6 +352,7 @@ def _export_one(
         if fmt not in fmts:
             continue
         for name, table in tables.items():
+            writer: Callable[[HashingFile], int]
             if fmt == "csv":
                 writer = (
                     lambda t: lambda sink: write_csv(csv_ready(t), sink, neutralise=neutralise)
@@ -355,7 +360,7 @@ def _export_one(
             else:
                 writer = (lambda t: lambda sink: write_parquet(t, sink))(table)
             files[f"{name}.{fmt}"] = step(
-                f"{name}.{fmt}", lambda p, writer=writer: write_hashed(p, writer)
+                f"{name}.{fmt}", functools.partial(write_hashed, write=writer)
             )
     if "xlsx" in fmts:
         files["report.xlsx"] = step(
