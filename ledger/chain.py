@@ -33,9 +33,10 @@ def chain_hashes(prev: bytes, seq8s: Sequence[bytes], stored: Sequence[bytes]) -
     append path, one C call per event."""
     out: list[bytes] = []
     append = out.append
+    digest_of = blake2b  # a local: the loop runs once per event of every append
     h = prev
     for s8, data in zip(seq8s, stored):
-        h = blake2b(h + s8 + data, digest_size=32).digest()
+        h = digest_of(h + s8 + data, digest_size=32).digest()
         append(h)
     return out
 
