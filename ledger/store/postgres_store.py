@@ -239,7 +239,7 @@ class _View:
         the part asked for crosses the network: ``substring`` of an uncompressed
         out-of-line value reads only the pages it needs."""
         wanted = _PARTS[part]
-        page, last = 2, None
+        page, last = 1, None  # a chunk of read_batches often ends after one big block
         while True:
             if study_key is None:
                 rows = self._all(
