@@ -8,7 +8,7 @@ the case filters, from the same loaded view.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .report_inputs import (
     summary_warnings,
 )
 from .result import AnalyticsResult
+
+if TYPE_CHECKING:
+    from projections.study import StudyView
 
 
 def _effect_groups(
@@ -97,6 +100,7 @@ def eco_effects(
     seed: int | None = None,
     min_n: int | None = None,
     config: AnalyticsConfig | None = None,
+    view: StudyView | None = None,
 ) -> AnalyticsResult:
     """What each ECO brought: for every case created by an ECO (``eco_applied``) among
     the query's cases, its score minus its parent's score (score: ``agg`` of the final
@@ -110,10 +114,11 @@ def eco_effects(
 
     JSON: ``{"edges": [{"parent", "child", "eco", "eco_class", "stage", "parent_score",
     "child_score", "delta", "improvement"}], "by_eco": [...], "by_eco_class": [...],
-    "metric", "agg", "direction", ...}``.
+    "metric", "agg", "direction", ...}``. ``view``: the study already loaded at the
+    query's seq (``Query.load``), so a caller holding one does not fold the log again.
     """
     cfg = resolve_config(config, confidence=confidence, bootstrap=bootstrap, seed=seed, min_n=min_n)
-    query, frame, name = prepare(query, metric, agg=agg, direction=direction)
+    query, frame, name = prepare(query, metric, agg=agg, direction=direction, view=view)
     d = direction_of(frame, name, direction)
     scores = _Scores.of(query, frame, name, agg, direction)
     edges, dropped, involved = _edges(frame, scores, d)

@@ -10,13 +10,16 @@ module.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import AnalyticsConfig
 from .query import Columns, Exclusion, MetricSpec, Query, QueryError, QueryFrame
 from .stats import AnalyticsError
+
+if TYPE_CHECKING:
+    from projections.study import StudyView
 
 BY = ("case", "stage", "eco", "eco_class", "host", "status", "all")
 
@@ -59,12 +62,15 @@ def prepare(
     default_status: str | None = "completed",
     agg: str | None = None,
     direction: str | None = None,
+    view: StudyView | None = None,
 ) -> tuple[Query, QueryFrame, str]:
     """The query with its defaults applied, its frame, and the metric to analyse.
-    ``agg`` makes the metric per case (the query's other metrics are dropped)."""
+    ``agg`` makes the metric per case (the query's other metrics are dropped). ``view``:
+    the study already loaded at the query's seq (the report holds one), else loaded."""
     if default_status is not None and query.spec.statuses is None:
         query = query.runs(status=default_status)
-    view = query.load()
+    if view is None:
+        view = query.load()
     query = query.study(view.study)
     name = pick_metric(query, metric, view)
     if agg is not None:

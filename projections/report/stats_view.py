@@ -113,7 +113,9 @@ def build_eco(ctx: Context) -> dict[str, Any]:
     metric = metrics[0]
     conf = ctx.options.confidence
     try:
-        res = api.eco_effects(ctx.query(), metric=metric, agg=ctx.options.agg, confidence=conf)
+        res = api.eco_effects(
+            ctx.query(), metric=metric, agg=ctx.options.agg, confidence=conf, view=ctx.view
+        )
     except LedgerError as exc:
         return {"empty": str(exc)}
     data = res.data
