@@ -16,7 +16,7 @@ Errors (all ``LedgerError``, see ``projections.errors``)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from ledger import Envelope, Ledger
@@ -112,13 +112,17 @@ def build_many(
     *,
     study: str | None = None,
     checkpoints: bool = True,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> list[P]:
     """``build`` for several projections with one read of the log.
 
     Each projection starts at its own position (its checkpoint, or its current ``seq``);
     the read starts at the earliest and each projection sees only events after its own
-    position. Raises ``AsOfError`` (``as_of`` outside the log, or a projection already
-    past it).
+    position. ``on_frame`` sees every frame from seq 0 to ``as_of`` (the read then
+    starts at 0, checkpoints or not): a caller that needs something the projections do
+    not keep — the metric events' times, for the export's ``ts`` — takes it from the
+    same read instead of reading the log again. Raises ``AsOfError`` (``as_of`` outside
+    the log, or a projection already past it).
     """
     limit = resolve_as_of(ledger, as_of)
     starts: list[int] = []
@@ -137,10 +141,12 @@ def build_many(
         starts.append(start)
     if not projections:
         return []
-    since = min(starts)
+    since = 0 if on_frame is not None else min(starts)
     framed = all(getattr(p, "FRAMES", False) for p in projections)
     with quiet_gc():
         for frame in _frames(ledger, since, limit, study, framed):
+            if on_frame is not None:
+                on_frame(frame)
             for proj, start in zip(projections, starts):
                 if frame.last <= start:
                     continue

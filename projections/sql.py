@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ledger import Ledger
@@ -228,44 +228,74 @@ def tables(
     only: Iterable[str] = TABLES,
 ) -> dict[str, pa.Table]:
     """The query's tables (those of ``only``) as Arrow tables, for ``study`` or every
-    study that exists at ``as_of``."""
-    from projections.export.tables import (
-        CASES_COLUMNS,
-        cases_table,
-        collect,
-        ledger_event_times,
-        metrics_table,
-        runs_table,
-    )
+    study that exists at ``as_of``.
+
+    The projections and the metric events' times (the metrics table's ``ts``, as in an
+    export) come from one read of the log; ``metrics`` alone skips the cases' and runs'
+    selection and redaction, which it does not use (the columns are the same)."""
+    from projections.export.tables import CASES_COLUMNS, EventTimes
 
     limit = resolve_as_of(ledger, as_of)
     wanted = set(only)
     out: dict[str, pa.Table] = {}
     if wanted & {"cases", "runs", "metrics"}:
-        records = [
-            collect(
-                view, event_times=functools.partial(ledger_event_times, ledger, view.study, limit)
-            )
-            for view in _views(ledger, study, limit)
-        ]  # event times: the metrics table's ts, as in an export
-        builders = {"cases": cases_table, "runs": runs_table, "metrics": metrics_table}
-        for name, build in builders.items():
-            if name in wanted:
-                parts = [build(r) for r in records] or [build(_empty_records())]
-                out[name] = _stack(parts, CASES_COLUMNS if name == "cases" else None)
+        times = EventTimes()
+        views = _views(ledger, study, limit, times)
+        for name, build in _builders(wanted, times).items():
+            parts = [build(v) for v in views] or [build(_empty_view())]
+            out[name] = _stack(parts, CASES_COLUMNS if name == "cases" else None)
     if "events" in wanted:
         out["events"] = events_table(ledger, study=study, as_of=limit)
     return out
 
 
-def _views(ledger: Ledger, study: str | None, limit: int) -> list[StudyView]:
+def _builders(wanted: set[str], times: Any) -> dict[str, Callable[[StudyView], pa.Table]]:
+    """Per wanted table of ``cases, runs, metrics`` (in that order), how to build it from
+    a study's view: through ``collect`` (once per view) when cases or runs are wanted,
+    else the metric columns alone."""
+    from projections.export.tables import (
+        cases_table,
+        collect,
+        metric_columns,
+        metrics_table,
+        metrics_table_of,
+        runs_table,
+    )
+
+    def event_times(view: StudyView) -> Callable[[], Any]:
+        return functools.partial(times.of, view.study)
+
+    if not wanted & {"cases", "runs"}:
+        return {
+            "metrics": lambda v: metrics_table_of(
+                v.study, metric_columns(v, event_times=event_times(v))
+            )
+        }
+
+    @functools.cache
+    def records(view: StudyView) -> Any:
+        return collect(view, event_times=event_times(view))
+
+    builders = {"cases": cases_table, "runs": runs_table, "metrics": metrics_table}
+    return {
+        name: (lambda v, build=build: build(records(v)))  # type: ignore[misc]
+        for name, build in builders.items()
+        if name in wanted
+    }
+
+
+def _views(ledger: Ledger, study: str | None, limit: int, times: Any) -> list[StudyView]:
     """One view per study. For one study, its own events (through the study index);
-    for all, one pass that builds every study's projections together."""
+    for all, one pass that builds every study's projections together. ``times`` sees
+    every frame of that read (the metric events' times)."""
     from .study import StudyView, builtin_projections, load_study
 
     if study is not None:
-        return [load_study(ledger, study, limit, checkpoints=ledger.studies() == [study])]
-    dag, runs, metrics, selections = build_many(ledger, builtin_projections(), limit)
+        checkpoints = ledger.studies() == [study]
+        return [load_study(ledger, study, limit, checkpoints=checkpoints, on_frame=times)]
+    dag, runs, metrics, selections = build_many(
+        ledger, builtin_projections(), limit, on_frame=times
+    )
     views = [
         StudyView(s, limit, dag, runs, metrics, selections)  # type: ignore[arg-type]
         for s in ledger.studies()
@@ -273,13 +303,12 @@ def _views(ledger: Ledger, study: str | None, limit: int) -> list[StudyView]:
     return [v for v in views if v.dag.info is not None]  # created after as_of: absent
 
 
-def _empty_records() -> Any:
-    """The records of an empty study, so an empty ledger still has typed tables."""
-    from projections.export.tables import collect
+def _empty_view() -> StudyView:
+    """The view of an empty study, so an empty ledger still has typed tables."""
     from projections.study import StudyView, builtin_projections
 
     dag, runs, metrics, selections = builtin_projections()
-    return collect(StudyView("", 0, dag, runs, metrics, selections))  # type: ignore[arg-type]
+    return StudyView("", 0, dag, runs, metrics, selections)  # type: ignore[arg-type]
 
 
 def _stack(parts: Sequence[pa.Table], leading: Sequence[str] | None) -> pa.Table:

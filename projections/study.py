@@ -8,12 +8,13 @@ the ``dag`` and ``rank`` commands, and exports, call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ledger import Ledger
+from ledger.frames import Frame
 
 from .base import build_many, resolve_as_of
 from .builtins import builtin_projections as builtin_projections
@@ -175,10 +176,12 @@ def load_study(
     as_of: int | None = None,
     *,
     checkpoints: bool = True,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> StudyView:
     """Build every built-in projection for ``study`` at ``as_of`` (default: the head).
 
-    Reads only that study's events (``read_batches(study=...)``). Raises
+    Reads only that study's events (``read_batches(study=...)``); ``on_frame`` sees
+    each frame of them from seq 0 (``build_many``). Raises
     ``UnknownStudy``, ``AsOfError``, and ``ProjectionError`` when the study was created
     after ``as_of``.
     """
@@ -186,7 +189,12 @@ def load_study(
         raise UnknownStudy(study, ledger.studies())
     limit = resolve_as_of(ledger, as_of)
     dag, runs, metrics, selections = build_many(
-        ledger, builtin_projections(), limit, study=study, checkpoints=checkpoints
+        ledger,
+        builtin_projections(),
+        limit,
+        study=study,
+        checkpoints=checkpoints,
+        on_frame=on_frame,
     )
     view = StudyView(study, limit, dag, runs, metrics, selections)  # type: ignore[arg-type]
     if view.dag.info is None:

@@ -235,8 +235,9 @@ def _created_by(ledger: Ledger, study: str, limit: int) -> bool:
     return created is not None
 
 
-def _load(ledger: Ledger, study: str, limit: int) -> Any:
-    """``load_study``, using checkpoints only when the ledger holds no other study.
+def _load(ledger: Ledger, study: str, limit: int, on_frame: Any = None) -> Any:
+    """``load_study``, using checkpoints only when the ledger holds no other study;
+    ``on_frame`` sees every frame of the study read (the metric events' times).
 
     A checkpoint holds every study's state; restoring one to export a single study
     would make memory follow the whole ledger. Replaying the study's own events (read
@@ -245,7 +246,7 @@ def _load(ledger: Ledger, study: str, limit: int) -> Any:
     from projections.study import load_study
 
     only_this = ledger.studies() == [study]
-    return load_study(ledger, study, limit, checkpoints=only_this)
+    return load_study(ledger, study, limit, checkpoints=only_this, on_frame=on_frame)
 
 
 def _release_series(view: Any) -> None:
@@ -303,25 +304,26 @@ def _export_one(
     from projections.export.report import write_report
     from projections.export.study_json import study_document
     from projections.export.tables import (
+        EventTimes,
         Redactor,
         cases_table,
         collect,
         csv_ready,
-        ledger_event_times,
         metrics_table,
         runs_table,
     )
 
     fmts, fields, where = options.formats, options.fields, options.where
     steps(f"{study}: reading")
-    view = _load(ledger, study, limit)
+    times = EventTimes()  # taken from the read that builds the view: one read of the log
+    view = _load(ledger, study, limit, times)
     head_hash = ledger.hash_at(limit)
     redactor = Redactor(options.redact, options.extra_redact)
     rec = collect(
         view,
         where=where,
         redactor=redactor,
-        event_times=lambda: ledger_event_times(ledger, study, limit),
+        event_times=lambda: times.of(study),
     )
     tables = {"cases": cases_table(rec), "runs": runs_table(rec), "metrics": metrics_table(rec)}
     _release_series(view)

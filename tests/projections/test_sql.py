@@ -307,3 +307,106 @@ def test_result_json_spells_times_decimals_and_nan(led):
     assert doc["columns"] == ["t", "s", "x", "l"]
     t, s, x, lst = doc["rows"][0]
     assert t == "2023-11-14T22:13:22.000000Z" and s == 18 and x != x and lst == [1, 2]
+
+
+def _with_second_study(led: Ledger) -> None:
+    """Another study whose metric events interleave with sweep's, so one read of the
+    log holds both studies' times in the same frames."""
+    evs: list[dict] = [
+        {"type": "study_created", "study": "other", "ts": T0},
+        {"type": "case_created", "study": "other", "case": "x", "ts": T0},
+        {"type": "run_started", "study": "other", "case": "x", "run": "x-0", "ts": T0},
+        {"type": "run_started", "study": "sweep", "case": "a", "run": "a-9", "ts": T0 + 99},
+    ]
+    for step in range(3):
+        evs.append(
+            {
+                "type": "metrics_recorded",
+                "study": "other",
+                "run": "x-0",
+                "step": step,
+                "values": {"loss": float(step)},
+                "ts": T0 + 100 + step,
+            }
+        )
+        evs.append(
+            {
+                "type": "metrics_recorded",
+                "study": "sweep",
+                "run": "a-9",
+                "step": step,
+                "values": {"loss": float(step)},
+                "ts": T0 + 200 + step,
+            }
+        )
+    led.append(evs)
+
+
+@pytest.mark.parametrize("study", [None, "sweep", "other"])
+def test_metrics_alone_is_the_metrics_built_with_the_others(own, study):
+    """``metrics`` without ``cases`` or ``runs`` skips their records, not a column."""
+    _with_second_study(own)
+    alone = tables(own, study=study, only=["metrics"])["metrics"]
+    full = tables(own, study=study)["metrics"]
+    assert alone.equals(full) and alone.schema.equals(full.schema)
+    assert alone.column("ts").null_count == 0
+
+
+@pytest.mark.parametrize("study", [None, "sweep"])
+def test_the_times_are_the_logs_after_a_checkpoint(own, study):
+    """The times come from the read that folds the projections; a checkpoint moves where
+    the folding starts, never which times are read (every value's, from seq 0)."""
+    from projections.builtins import write_checkpoints
+    from projections.export.tables import collect, ledger_event_times, metrics_table
+    from projections.study import load_study
+
+    write_checkpoints(own)
+    _with_second_study(own)
+    head = own.head.seq
+    got = tables(own, study=study, only=["metrics"])["metrics"]
+    want = [
+        metrics_table(
+            collect(
+                load_study(own, s, head, checkpoints=False),
+                event_times=lambda s=s: ledger_event_times(own, s, head),
+            )
+        )
+        for s in ([study] if study else ["other", "sweep"])
+    ]
+    import pyarrow as pa
+
+    assert got.to_pylist() == pa.concat_tables(want).to_pylist()
+
+
+def test_the_tables_read_the_log_once(own, monkeypatch):
+    """Projections, metric times and all: one read of the frames, none of envelopes
+    unless ``events`` is queried."""
+    reads: list[str] = []
+    for name in ("read_frames", "read_batches", "read"):
+        method = getattr(own, name)
+        monkeypatch.setattr(
+            own, name, lambda *a, _m=method, _n=name, **k: (reads.append(_n), _m(*a, **k))[1]
+        )
+    query(own, "SELECT m.run, r.status FROM metrics m JOIN runs r USING (run)", study="sweep")
+    assert reads == ["read_frames"]
+    reads.clear()
+    query(own, "SELECT count(*) FROM cases, events")
+    assert sorted(reads) == ["read_batches", "read_frames"]
+
+
+def test_event_times_by_table_or_by_search_agree():
+    """A study dense in the log takes its times from a table indexed by seq, a sparse
+    one by binary search: the same times, and a seq with no event is an error."""
+    import numpy as np
+
+    from projections.base import ProjectionError
+    from projections.export.tables import _times_of
+
+    for gap in (1, 1_000_000):
+        event_seqs = np.arange(1, 5001, dtype=np.int64) * gap
+        event_ts = event_seqs * 7 + 3
+        seq = event_seqs[np.random.default_rng(0).integers(0, 5000, 20_000)]
+        assert (_times_of(seq, event_seqs, event_ts) == seq * 7 + 3).all()
+        for bad in (seq[0] + 1 if gap > 1 else 6000, 0):
+            with pytest.raises(ProjectionError, match="missing"):
+                _times_of(np.append(seq, bad), event_seqs, event_ts)

@@ -700,9 +700,9 @@ def test_export_memory_follows_the_study_not_the_ledger(tmp_path, monkeypatch):
     seen = []
     real = study_mod.load_study
 
-    def spy(ledger, study, as_of=None, *, checkpoints=True):
+    def spy(ledger, study, as_of=None, *, checkpoints=True, **kw):
         seen.append(checkpoints)
-        return real(ledger, study, as_of, checkpoints=checkpoints)
+        return real(ledger, study, as_of, checkpoints=checkpoints, **kw)
 
     monkeypatch.setattr(study_mod, "load_study", spy)
     led = make_ledger(tmp_path / "one.ledger")
