@@ -9,7 +9,10 @@ group puts, in one run:
   timed);
 - ``ledger sql``: ``projections.sql.query(ledger, sql, study=...)`` — the projections
   folded from the log, the export's metrics table built (values in force, export
-  order), handed to a locked-down one-thread DuckDB as Arrow, rows sorted;
+  order), handed to a locked-down one-thread DuckDB as Arrow, rows sorted; from the
+  second round on, the tables come from the process's table cache (the same head);
+- ``ledger sql, no cache``: the same with ``cache=False``, every round folding the log
+  (what each ``ledger sql`` command costs: a new process starts with no cache);
 - ``export + duckdb parquet``: what the same answer costs without ``ledger sql``:
   ``export_study(..., formats="parquet")`` then DuckDB on the file.
 
@@ -82,7 +85,9 @@ def _parquet_sql(sql: str, folder) -> str:
     )
 
 
-@pytest.mark.parametrize("how", ["duckdb parquet", "ledger sql", "export + duckdb parquet"])
+@pytest.mark.parametrize(
+    "how", ["duckdb parquet", "ledger sql", "ledger sql, no cache", "export + duckdb parquet"]
+)
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_sql(benchmark, study, tmp_path_factory, name, how):
     benchmark.group = f"sql {name} {RUNS * STEPS * len(METRICS):,} values"
@@ -98,10 +103,12 @@ def test_sql(benchmark, study, tmp_path_factory, name, how):
                 finally:
                     con.close()
 
-        elif how == "ledger sql":
+        elif how.startswith("ledger sql"):
+            cache = how == "ledger sql"
 
             def run():
-                return [tuple(r.values()) for r in query(led, sql, study="s").to_pylist()]
+                out = query(led, sql, study="s", cache=cache)
+                return [tuple(r.values()) for r in out.to_pylist()]
 
         else:
             out = tmp_path_factory.mktemp("exp")
@@ -117,7 +124,7 @@ def test_sql(benchmark, study, tmp_path_factory, name, how):
         rows = benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=0)
     expected = len(METRICS) if name == "group-by" else min(10, RUNS)
     assert len(rows) == expected
-    if how == "ledger sql":  # the same answer as DuckDB on the export
+    if how.startswith("ledger sql"):  # the same answer as DuckDB on the export
         con = duckdb.connect()
         assert sorted(rows) == sorted(con.sql(_parquet_sql(sql, folder)).fetchall())
         con.close()

@@ -11,7 +11,9 @@ buffers; no row goes through Python on the way in):
   id``. ``case`` is the event's case, or for an event of a run (metrics, finish,
   artifact, invalidation) the case of that run; ``run`` is null for events of no run.
 
-A table is built only when the query names it.
+A table is built only when the query names it, and once per log position in a process:
+the tables are kept, keyed by the chain hash at ``as_of``, so the next query at the same
+position reads them instead of folding the log again (:mod:`projections.table_cache`).
 
 Read-only by construction, not by string matching: DuckDB runs in memory with
 ``enable_external_access = false`` (no file, no URL, no extension load: ``read_csv``,
@@ -42,6 +44,7 @@ from projections.errors import SqlRefused as SqlRefused
 from projections.errors import SqlUnavailable as SqlUnavailable
 
 from .base import UnknownStudy, build_many, resolve_as_of
+from .table_cache import TableCache
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -54,6 +57,7 @@ __all__ = [
     "SqlError",
     "SqlRefused",
     "SqlUnavailable",
+    "TABLE_CACHE",
     "events_table",
     "query",
     "result_json",
@@ -62,6 +66,9 @@ __all__ = [
 ]
 
 TABLES = ("cases", "runs", "metrics", "events")
+TABLE_CACHE = TableCache()
+"""The tables of recent queries in this process (``TABLE_CACHE.clear()`` frees them;
+``TABLE_CACHE.max_bytes`` bounds them)."""
 EVENTS_COLUMNS = ("seq", "ts", "type", "study", "case", "run", "id")
 _ALLOWED = "one SELECT statement (WITH, DESCRIBE, SUMMARIZE and SHOW are fine)"
 
@@ -71,9 +78,12 @@ def query(
     sql: str,
     study: str | None = None,
     as_of: int | None = None,
+    *,
+    cache: bool = True,
 ) -> pa.Table:
     """Run ``sql`` over the projections of ``study`` (default: every study) after event
-    ``as_of`` (default: the head) and return the result as an Arrow table.
+    ``as_of`` (default: the head) and return the result as an Arrow table. ``cache``:
+    reuse this process's tables of the same log prefix (see ``tables``).
 
     Raises ``SqlRefused`` before building anything when the statement is not one
     SELECT, ``SqlError`` with DuckDB's message when DuckDB refuses it (a file read
@@ -87,7 +97,9 @@ def query(
     try:
         ast = _check(con, duckdb, sql)
         wanted = _named_tables(ast)
-        for name, table in tables(ledger, study=study, as_of=limit, only=wanted).items():
+        for name, table in tables(
+            ledger, study=study, as_of=limit, only=wanted, cache=cache
+        ).items():
             con.register(name, table)
         rel = _run(con, duckdb, sql)
         if rel is None:  # DuckDB ran it as something that returns no rows
@@ -226,17 +238,37 @@ def tables(
     study: str | None = None,
     as_of: int | None = None,
     only: Iterable[str] = TABLES,
+    cache: bool = True,
 ) -> dict[str, pa.Table]:
     """The query's tables (those of ``only``) as Arrow tables, for ``study`` or every
     study that exists at ``as_of``.
 
-    The projections and the metric events' times (the metrics table's ``ts``, as in an
-    export) come from one read of the log; ``metrics`` alone skips the cases' and runs'
-    selection and redaction, which it does not use (the columns are the same)."""
+    With ``cache``, tables built before in this process for the same log prefix (its
+    chain hash at ``as_of``), position and study are served from ``TABLE_CACHE``
+    instead of folding the log again (:mod:`projections.table_cache`); the tables are
+    the same either way."""
+    limit = resolve_as_of(ledger, as_of)
+    wanted = [name for name in TABLES if name in set(only)]
+    if not cache:
+        return _build(ledger, study, limit, set(wanted))
+    key = (ledger.hash_at(limit), limit, study)
+    out = TABLE_CACHE.get(key, wanted)
+    missing = {name for name in wanted if name not in out}
+    if missing:
+        built = _build(ledger, study, limit, missing)
+        if ledger.hash_at(limit) == key[0]:  # the log built from is the one keyed
+            TABLE_CACHE.put(key, built)
+        out.update(built)
+    return {name: out[name] for name in wanted}
+
+
+def _build(ledger: Ledger, study: str | None, limit: int, wanted: set[str]) -> dict[str, pa.Table]:
+    """The tables of ``wanted``, built. The projections and the metric events' times
+    (the metrics table's ``ts``, as in an export) come from one read of the log;
+    ``metrics`` alone skips the cases' and runs' selection and redaction, which it does
+    not use (the columns are the same)."""
     from projections.export.tables import CASES_COLUMNS, EventTimes
 
-    limit = resolve_as_of(ledger, as_of)
-    wanted = set(only)
     out: dict[str, pa.Table] = {}
     if wanted & {"cases", "runs", "metrics"}:
         times = EventTimes()

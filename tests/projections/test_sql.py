@@ -104,6 +104,17 @@ def _events() -> list[dict]:
     return ev
 
 
+@pytest.fixture(autouse=True)
+def _no_tables_of_other_tests():
+    """Each test starts with an empty table cache (a ledger of the same events in
+    another test has the same chain hash, so it would serve that test's tables)."""
+    from projections.sql import TABLE_CACHE
+
+    TABLE_CACHE.clear()
+    yield
+    TABLE_CACHE.clear()
+
+
 @pytest.fixture(scope="module")
 def led(fast_base: str):
     """One ledger for the module's read-only tests (on tmpfs: they test queries)."""
@@ -410,3 +421,76 @@ def test_event_times_by_table_or_by_search_agree():
         for bad in (seq[0] + 1 if gap > 1 else 6000, 0):
             with pytest.raises(ProjectionError, match="missing"):
                 _times_of(np.append(seq, bad), event_seqs, event_ts)
+
+
+def _count_reads(led: Ledger, monkeypatch) -> list[str]:
+    reads: list[str] = []
+    for name in ("read_frames", "read_batches"):
+        method = getattr(led, name)
+        monkeypatch.setattr(
+            led, name, lambda *a, _m=method, _n=name, **k: (reads.append(_n), _m(*a, **k))[1]
+        )
+    return reads
+
+
+def test_a_second_query_at_the_same_position_reads_no_log(own, monkeypatch):
+    from projections.sql import TABLE_CACHE
+
+    sql = "SELECT m.run, m.step, m.value, e.seq FROM metrics m JOIN events e USING (seq)"
+    first = query(own, sql)
+    reads = _count_reads(own, monkeypatch)
+    assert query(own, sql).equals(first)
+    assert reads == [] and len(TABLE_CACHE) == 2
+    assert query(own, sql, cache=False).equals(first)
+    assert sorted(reads) == ["read_batches", "read_frames"]
+
+
+def test_the_cache_never_serves_another_log_prefix(own, tmp_path):
+    """Keyed by the chain hash at the position: an append moves the head (new tables),
+    the old position still serves the old prefix, and another ledger of as many events
+    but other values gets its own."""
+    sql = "SELECT sum(value) AS s, count(*) AS n FROM metrics"
+    before = own.head.seq
+    was = query(own, sql).to_pylist()
+    _with_second_study(own)
+    now = query(own, sql).to_pylist()
+    assert now != was and now == query(own, sql, cache=False).to_pylist()
+    assert query(own, sql, as_of=before).to_pylist() == was
+    events = _events()
+    for ev in events:
+        if ev["type"] == "metrics_recorded":
+            ev["values"] = {k: v + 1 for k, v in ev["values"].items()}
+    with Ledger(str(tmp_path / "other.ledger")) as other:
+        other.append(events)
+        assert other.head.seq == before
+        got = query(other, sql).to_pylist()
+    assert got != was and got[0]["n"] == was[0]["n"]
+
+
+def test_a_log_that_moved_under_the_build_is_not_kept(own, monkeypatch):
+    from projections.sql import TABLE_CACHE
+
+    hashes = iter(["a" * 64, "b" * 64])
+    monkeypatch.setattr(own, "hash_at", lambda seq: next(hashes))
+    query(own, "SELECT count(*) FROM runs")
+    assert len(TABLE_CACHE) == 0
+
+
+def test_the_table_cache_is_bounded_least_recently_used_out():
+    import pyarrow as pa
+
+    from projections.table_cache import TableCache
+
+    def table(n: int) -> pa.Table:
+        return pa.table({"x": pa.array(range(n), pa.int64())})  # 8 bytes a row
+
+    cache = TableCache(max_bytes=800)
+    cache.put("k1", {"a": table(40), "b": table(40)})
+    assert cache.bytes == 640 and set(cache.get("k1", ["a", "b", "c"])) == {"a", "b"}
+    cache.get("k1", ["a"])  # a is now the most recently used
+    cache.put("k2", {"a": table(40)})
+    assert cache.get("k1", ["a", "b"]).keys() == {"a"} and cache.bytes == 640
+    cache.put("k3", {"big": table(101)})  # over the whole budget: not kept, none evicted
+    assert cache.get("k3", ["big"]) == {} and len(cache) == 2
+    cache.clear()
+    assert len(cache) == 0 and cache.bytes == 0
