@@ -31,6 +31,7 @@ __all__ = [
     "EcoApplied",
     "Envelope",
     "Event",
+    "InputEnvelope",
     "InputEvent",
     "MetricsRecorded",
     "Objective",
@@ -271,3 +272,16 @@ class Envelope(Struct, array_like=True, gc=False):
     @property
     def study(self) -> str:
         return self.event.study
+
+
+# A stored envelope whose event is decoded by the input (strict) classes: what a sync
+# reads from its source. Decoding a stored block this way checks every input rule of its
+# events in the same msgspec call that reads them, so the target's ``append`` trusts
+# them as it trusts any strict struct (``strict_class``) instead of re-encoding and
+# re-decoding each one. The redefined ``event`` keeps its place: the bytes decode alike.
+if TYPE_CHECKING:
+    InputEnvelope = Envelope  # to a type checker, as ``InputEvent`` is an ``Event``
+else:
+    InputEnvelope = msgspec.defstruct(
+        "InputEnvelope", [("event", InputEvent)], bases=(Envelope,), array_like=True, gc=False
+    )

@@ -188,7 +188,9 @@ class Ledger:
     ) -> AppendResult:
         """Append ``events`` (wire-form dicts or event structs) as one atomic batch.
 
-        An event whose id is already in the log with the same content is a no-op counted
+        An ``Envelope`` read from another ledger is appended with its id and ts (its seq
+        and hash are the source's, and ignored): how ``sync`` and ``merge`` copy. An
+        event whose id is already in the log with the same content is a no-op counted
         in ``duplicates``. ``expected_head`` makes the append conditional on the head seq
         (optimistic concurrency). ``aux`` writes ``(table, key, value)`` to the tables
         outside the log (``value`` None deletes) in the same transaction: the Recorder's
@@ -254,6 +256,7 @@ class Ledger:
         with_hashes: bool = False,
         chunk_blocks: int = 64,
         chunk_events: int = 8192,
+        as_input: bool = False,
     ) -> Iterator[list[Envelope]]:
         """Envelopes with ``since < seq <= until`` in seq order, a list per chunk.
 
@@ -261,6 +264,11 @@ class Ledger:
         stays flat whatever the stored block size. Each chunk is read in its own short
         read transaction, so a slow consumer never pins the store; the upper bound is
         fixed at the head when the read starts.
+
+        ``as_input``: to be appended to another ledger (``sync``). Each stored block's
+        events are checked against every input rule as they are decoded, and come as
+        the strict input classes (in ``InputEnvelope``s) that ``append`` trusts; a block
+        holding an event that fails one comes as usual, for the append to check.
         """
         return reading.read_batches(
             self._store,
@@ -271,6 +279,7 @@ class Ledger:
             with_hashes=with_hashes,
             chunk_blocks=chunk_blocks,
             chunk_events=chunk_events,
+            as_input=as_input,
         )
 
     def read_frames(

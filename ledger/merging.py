@@ -55,7 +55,6 @@ from .replication import (
     mask_location,
     open_location,
     refusal,
-    resend,
 )
 
 __all__ = ["MergeResult", "merge"]
@@ -162,7 +161,7 @@ class _Merger:
         self.pending, self.pending_from = [], []
         wheres = Wheres(labels, envs)
         try:
-            res = self.dst.append(resend(envs), redact=False, wheres=wheres)
+            res = self.dst.append(envs, redact=False, wheres=wheres)
         except EventError as exc:
             i = wheres.index_of(exc)
             if i is None:

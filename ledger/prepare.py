@@ -36,7 +36,7 @@ from .codec import (
 )
 from .columns import encode_columns
 from .errors import EventError, EventTooLarge, LedgerDecodeError
-from .events import InputEvent, _Base, strict_class
+from .events import I64_MIN, U64_MAX, Envelope, InputEnvelope, InputEvent, _Base, strict_class
 from .redact import redact_fields
 from .rules import check_names
 
@@ -142,7 +142,8 @@ def prepare(
     redact: bool,
     wheres: Sequence[str] | None,
 ) -> Batch:
-    """Check, redact, encode and identify ``events`` (wire dicts or event structs).
+    """Check, redact, encode and identify ``events`` (wire dicts, event structs, or
+    envelopes of another ledger: copied with their id and ts).
 
     Raises ``EventError`` subclasses located by ``wheres[i]`` (else ``source`` and the
     position); nothing is written here, so a refusal costs nothing but the work done.
@@ -162,6 +163,7 @@ def prepare(
     seen: set[str] = set()
     all_metrics = True
     fast: Any = _STRICT_METRICS
+    copied: Any = InputEnvelope
     digest_of = blake2b
     fast_encode = _canonical.encode
     new_tuple = tuple.__new__  # a named tuple's own __new__ is a Python function
@@ -171,18 +173,26 @@ def prepare(
         try:
             if type(raw) is dict:
                 raw = event_from_obj(raw)  # a strict struct: checked as it was made
-            if type(raw) is fast and raw.id is None and raw.ts is None:
+            if type(raw) is copied:  # another ledger's, read by its strict decoder
+                ev, eid, ts = raw.event, raw.id, raw.ts
+            else:
+                ev, eid, ts = raw, None, None
+            if type(ev) is fast and ev.id is None and ev.ts is None:
                 # The bulk of every batch: a metrics struct already checked by its maker
-                # (the codec, the Recorder, an importer) with no client id or time. Only
-                # what the general path would do for it, inline.
-                content = fast_encode(raw)
+                # (the codec, the Recorder, an importer, a sync's read) with no client id
+                # or time inside. Only what the general path would do for it, inline; a
+                # sync's copy keeps its id and ts (int microseconds, as stored).
+                content = fast_encode(ev)
                 if len(content) <= MAX_EVENT_BYTES:
-                    if raw.study not in seen or raw.run not in seen:
-                        check_names(raw, seen)
+                    if ev.study not in seen or ev.run not in seen:
+                        check_names(ev, seen)
                     digest = digest_of(content, digest_size=16).digest()
-                    eid = digest.hex()
-                    fields = (raw, content, digest, eid, digest, _HEX32 + eid.encode(), None, i)
-                    out.append(new_tuple(Prepared, fields))
+                    derived = digest.hex()
+                    if eid is None or eid == derived:
+                        eid, key, id_enc = derived, digest, _HEX32 + derived.encode()
+                    else:
+                        key, id_enc = id_key(eid), _encode_head(eid)
+                    out.append(new_tuple(Prepared, (ev, content, digest, eid, key, id_enc, ts, i)))
                     continue
             item = _prepare_one(raw, i, redact, redacted, seen, where_of)
         except EventError as exc:
@@ -242,19 +252,39 @@ def _encode(ev: Any, validated: bool) -> tuple[Any, bytes]:
     return ev, content
 
 
+def _stored_id_ts(env: Envelope) -> tuple[str, int]:
+    """The id and ts an envelope of another ledger is copied with. One decoded from a
+    ledger holds a str and an int that msgpack stores; one built in Python is checked
+    for them."""
+    if type(env.id) is not str or type(env.ts) is not int or not I64_MIN <= env.ts <= U64_MAX:
+        raise LedgerDecodeError(
+            "an envelope to append needs a str `id` and an int `ts` (microseconds, 64-bit), "
+            f"got {type(env.id).__name__} and {type(env.ts).__name__}"
+        )
+    return env.id, env.ts
+
+
 def _prepare_one(
     raw: Any, i: int, redact: bool, redacted: list[str], seen: set[str], where_of: Any
 ) -> Prepared:
-    """The general path: any event type, a client id or ts, structs built in Python."""
-    ev, validated = _as_event(raw)
+    """The general path: any event type, a client id or ts, structs built in Python,
+    envelopes of another ledger (their id and ts kept; an id or ts inside the event
+    dropped)."""
+    stored = isinstance(raw, Envelope)
+    ev, validated = _as_event(raw.event if stored else raw)
     client_id, client_ts = ev.id, ev.ts
-    if client_id is not None or client_ts is not None:
+    if stored:
+        client_id, micros = _stored_id_ts(raw)
+    if ev.id is not None or ev.ts is not None:
         ev = msgspec.structs.replace(ev, id=None, ts=None)
     if ev.TYPE in _NESTED:
         ev = _check_nested(ev, redact, redacted, where_of(i))
     ev, content = _encode(ev, validated)
     check_names(ev, seen)
-    ts = None if client_ts is None else parse_ts(client_ts)
+    if stored:
+        ts: int | None = micros
+    else:
+        ts = None if client_ts is None else parse_ts(client_ts)
     digest = blake2b(content, digest_size=16).digest()
     if client_id is None:
         eid = digest.hex()

@@ -61,9 +61,11 @@ def read_batches(
     with_hashes: bool = False,
     chunk_blocks: int = 64,
     chunk_events: int = 8192,
+    as_input: bool = False,
 ) -> Iterator[list[Envelope]]:
     """Envelopes with ``since < seq <= until`` in seq order, a list per chunk (a chunk
-    ends after ``chunk_events`` events or ``chunk_blocks`` blocks)."""
+    ends after ``chunk_events`` events or ``chunk_blocks`` blocks); ``as_input``: read
+    as ``BlockView.decode_as_input`` reads them."""
     store.check_pid()
     type_set = frozenset(types) if types is not None else None
     head = _head_seq(store)
@@ -73,7 +75,16 @@ def read_batches(
     while pos < limit:
         with store.read() as view:
             out, pos = _chunk(
-                view, pos, limit, study, type_set, with_hashes, prev, chunk_blocks, chunk_events
+                view,
+                pos,
+                limit,
+                study,
+                type_set,
+                with_hashes,
+                prev,
+                chunk_blocks,
+                chunk_events,
+                as_input,
             )
         if out:
             yield out
@@ -89,6 +100,7 @@ def _chunk(
     prev: list[bytes | None],
     chunk_blocks: int,
     chunk_events: int,
+    as_input: bool = False,
 ) -> tuple[list[Any], int]:
     """One chunk of ``read_batches`` from one view: the envelopes and the new position.
     ``prev`` carries the last block's hash from chunk to chunk."""
@@ -97,7 +109,7 @@ def _chunk(
     for block in stored_blocks(view, pos, study, EVENTS):
         if block.first_seq > limit:
             return out, limit
-        envs = block.decode()
+        envs = block.decode_as_input() if as_input else block.decode()
         if with_hashes:
             before = prev[0]
             if before is None or study is not None:

@@ -32,7 +32,6 @@ from typing import Any, Union
 
 import msgspec
 
-from .codec import format_ts
 from .errors import (
     AuthenticationFailed,
     EventError,
@@ -70,7 +69,6 @@ MAX_BACKOFF_SECONDS = 30.0
 CURSORS = "cursors"
 _CURSOR_PREFIX = b"sync/"
 
-_replace = msgspec.structs.replace
 _json_encode = msgspec.json.Encoder(order="deterministic").encode
 _json_decode = msgspec.json.decode
 
@@ -178,23 +176,6 @@ def refusal(exc: EventError, label: str, env: Any, target: str, tail: str) -> Ev
         field=exc.field,
     )
     return err
-
-
-def exact_ts(micros: int) -> float | str:
-    """A ``ts`` that the target reads back as exactly ``micros``: Unix seconds as a
-    float when ``round(seconds * 10**6)`` gives ``micros`` back (what ``parse_ts``
-    computes; true for every microsecond of the years 1970-2100), else RFC 3339. The
-    float costs the target a multiplication where the text costs it a parse."""
-    seconds = micros / 1_000_000
-    if round(seconds * 1_000_000) == micros:
-        return seconds
-    return format_ts(micros)
-
-
-def resend(envs: Sequence[Any]) -> list[Any]:
-    """The stored events as input that keeps their id and ts: the target derives the
-    same content digest, so a derived id is stored exactly as in the source."""
-    return [_replace(env.event, id=env.id, ts=exact_ts(env.ts)) for env in envs]
 
 
 def rechunk(chunks: Iterator[list[Any]], size: int) -> Iterator[list[Any]]:
@@ -360,11 +341,19 @@ class _Sync:
         if len(starts) == 1:
             ((study, start),) = starts.items()
             chunks = src.read_batches(
-                start, limit, study=study, chunk_events=self.batch, chunk_blocks=1 << 30
+                start,
+                limit,
+                study=study,
+                chunk_events=self.batch,
+                chunk_blocks=1 << 30,
+                as_input=True,
             )
             yield from rechunk(chunks, self.batch)
             return
-        streams = [src.read(start, limit, study=s) for s, start in starts.items()]
+        streams = [
+            (env for envs in src.read_batches(start, limit, study=s, as_input=True) for env in envs)
+            for s, start in starts.items()
+        ]
         merged = heapq.merge(*streams, key=lambda env: env.seq)
         while chunk := list(islice(merged, self.batch)):
             yield chunk
@@ -402,10 +391,9 @@ class _Sync:
         """Append ``envs`` to the target as one batch with the cursors it moves; on a
         refusal, append the events before the refused one, then raise."""
         wheres = Wheres(self.result.source, envs)
-        events = resend(envs)
         try:
             res = dst.append(
-                events, redact=False, wheres=wheres, aux=self.cursors(src, envs[-1], starts)
+                envs, redact=False, wheres=wheres, aux=self.cursors(src, envs[-1], starts)
             )
         except EventError as exc:
             i = wheres.index_of(exc)
@@ -413,9 +401,7 @@ class _Sync:
                 raise
             copied = starts.get(None, min(starts.values()))
             if i:
-                res = dst.append(
-                    events[:i], redact=False, aux=self.cursors(src, envs[i - 1], starts)
-                )
+                res = dst.append(envs[:i], redact=False, aux=self.cursors(src, envs[i - 1], starts))
                 self.count(res)
                 copied = envs[i - 1].seq
             raise refusal(
