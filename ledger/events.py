@@ -57,6 +57,18 @@ Int64 = Annotated[int, Meta(ge=I64_MIN, le=I64_MAX)]
 Number64 = Union[Int64, float]
 Timestamp = Union[str, float, None]
 Status = Literal["completed", "failed", "pruned", "timeout", "cancelled", "interrupted"]
+
+# The free-form fields of each event type: any JSON value (nesting, size and JSON-ness
+# are checked at the call by ``ledger.inputs`` and again at append by ``ledger.prepare``).
+FREE_FORM: dict[str, tuple[str, ...]] = {
+    "study_created": ("config",),
+    "case_created": ("params",),
+    "eco_applied": ("params",),
+    "run_started": ("config", "provenance"),
+    "run_finished": ("resources",),
+    "selection_recorded": ("policy",),
+}
+
 STATUSES: tuple[str, ...] = (
     "completed",
     "failed",

@@ -40,7 +40,7 @@ from .codec import (
     parse_ts,
 )
 from .errors import EventTooLarge, LedgerDecodeError
-from .events import I64_MAX, I64_MIN, U64_MAX, InputEvent
+from .events import FREE_FORM, I64_MAX, I64_MIN, U64_MAX, InputEvent
 from .rules import check_names
 
 __all__ = [
@@ -63,15 +63,6 @@ _input = msgspec.msgpack.Decoder(InputEvent)
 _FLOAT = frozenset((float,))
 _STR = frozenset((str,))
 _JSON_LEAVES = (str, int, float, bool, type(None))
-# The free-form fields of each event type: any JSON value, checked by ``plain``.
-FREE_FORM = {
-    "study_created": ("config",),
-    "case_created": ("params",),
-    "eco_applied": ("params",),
-    "run_started": ("config", "provenance"),
-    "run_finished": ("resources",),
-    "selection_recorded": ("policy",),
-}
 
 
 # -- times -----------------------------------------------------------------------------

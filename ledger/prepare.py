@@ -36,7 +36,16 @@ from .codec import (
 )
 from .columns import encode_columns
 from .errors import EventError, EventTooLarge, LedgerDecodeError
-from .events import I64_MIN, U64_MAX, Envelope, InputEnvelope, InputEvent, _Base, strict_class
+from .events import (
+    FREE_FORM,
+    I64_MIN,
+    U64_MAX,
+    Envelope,
+    InputEnvelope,
+    InputEvent,
+    _Base,
+    strict_class,
+)
 from .redact import redact_fields
 from .rules import check_names
 
@@ -65,15 +74,9 @@ _REDACTABLE = {
     "run_started": ("config", "provenance"),
     "artifact_recorded": ("uri",),
 }
-_NESTED = {
-    "study_created": ("config",),
-    "case_created": ("params",),
-    "eco_applied": ("params",),
-    "run_started": ("config", "provenance"),
-    "run_finished": ("resources",),
-    "selection_recorded": ("policy",),
-    "artifact_recorded": ("uri",),
-}
+# The fields whose nesting and JSON-ness an append checks: the free-form ones, and an
+# artifact's URI (a string, scanned for credentials like the others).
+_NESTED = {**FREE_FORM, "artifact_recorded": ("uri",)}
 
 
 class Prepared(NamedTuple):

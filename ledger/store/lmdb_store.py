@@ -140,14 +140,18 @@ class _View:
 
     # -- writes -----------------------------------------------------------------------
 
-    def ids_get(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        get, db = self.txn.get, self.dbs["ids"]
+    def _get_many(self, table: str, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The values of those ``keys`` present in ``table`` (ids or refs)."""
+        get, db = self.txn.get, self.dbs[table]
         out = {}
         for key in keys:
             value = get(key, db=db)
             if value is not None:
                 out[key] = bytes(value)
         return out
+
+    def ids_get(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        return self._get_many("ids", keys)
 
     def ids_insert(self, items: Sequence[tuple[bytes, bytes]]) -> bool:
         if not items:
@@ -156,13 +160,7 @@ class _View:
         return bool(added == consumed == len(items))
 
     def refs_get(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        get, db = self.txn.get, self.dbs["refs"]
-        out = {}
-        for key in keys:
-            value = get(key, db=db)
-            if value is not None:
-                out[key] = bytes(value)
-        return out
+        return self._get_many("refs", keys)
 
     def refs_put(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         db = self.dbs["refs"]
