@@ -210,12 +210,38 @@ class _View:
         self.s = f'"{schema}"'
         self.locked = locked
         self._head: tuple[int, bytes] | None = None
+        self._pipe: Any = None  # a psycopg Pipeline while writes are in flight
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.drain()
         return self.conn.execute(sql, params, binary=True).fetchone()
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.drain()
         return list(self.conn.execute(sql, params, binary=True).fetchall())
+
+    def _send(self, sql: str, params: Sequence[Any]) -> None:
+        """A write whose result nobody reads, sent in pipeline mode: the server stores a
+        block while the next one is encoded here, instead of the two taking turns. Its
+        errors arrive at the next read, ``drain`` or the commit's."""
+        if self._pipe is None:
+            self._pipe = self.conn.pipeline()
+            self._pipe.__enter__()
+        self.conn.execute(sql, params)
+
+    def drain(self) -> None:
+        """Wait for the writes in flight (raises the first one's error)."""
+        if self._pipe is not None:
+            pipe, self._pipe = self._pipe, None
+            pipe.__exit__(None, None, None)
+
+    def abandon(self) -> None:
+        """Leave pipeline mode after an error, whatever it holds (the transaction is
+        rolled back next)."""
+        try:
+            self.drain()
+        except Exception:  # noqa: BLE001 - the error being handled is the one reported
+            pass
 
     # -- reads ------------------------------------------------------------------------
 
@@ -335,6 +361,7 @@ class _View:
         if not items:
             return True
         psycopg = _psycopg()
+        self.drain()  # COPY cannot run in pipeline mode
         try:
             with self.conn.cursor() as cur:
                 with cur.copy(f"COPY {self.s}.ids (key, value) FROM STDIN (FORMAT BINARY)") as copy:
@@ -349,11 +376,10 @@ class _View:
     def refs_put(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         if not items:
             return
-        self.conn.execute(
+        self._send(
             f"INSERT INTO {self.s}.refs (key, value) SELECT * FROM unnest(%b::bytea[], %b::bytea[]) "
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             ([k for k, _ in items], [v for _, v in items]),
-            binary=True,
         )
 
     def block_put(
@@ -365,22 +391,20 @@ class _View:
         parts: BlockParts | None = None,
     ) -> None:
         columns_at, head_len = parts if parts is not None else (len(data), 0)
-        self.conn.execute(
+        self._send(
             f"INSERT INTO {self.s}.blocks (first_seq, last_seq, data, columns_at, head_len) "
             "VALUES (%s, %s, %b, %s, %s)",
             (first_seq, last_seq, data, columns_at, head_len),
-            binary=True,
         )
         if studies:
-            self.conn.execute(
+            self._send(
                 f"INSERT INTO {self.s}.block_studies (study, first_seq) "
                 "SELECT unnest(%b::bytea[]), %s",
                 (list(studies), first_seq),
-                binary=True,
             )
 
     def set_head(self, seq: int, hash_: bytes) -> None:
-        self.conn.execute(f"UPDATE {self.s}.head SET seq = %s, hash = %s WHERE one", (seq, hash_))
+        self._send(f"UPDATE {self.s}.head SET seq = %s, hash = %s WHERE one", (seq, hash_))
         self._head = (seq, bytes(hash_))
 
     def meta_put(self, key: str, value: bytes) -> None:
@@ -598,7 +622,13 @@ class PostgresStore:
         conn = self._connection()
         try:
             conn.execute("BEGIN")
-            result = body(_View(conn, self.schema, locked=True))
+            view = _View(conn, self.schema, locked=True)
+            try:
+                result = body(view)
+                view.drain()
+            except BaseException:
+                view.abandon()
+                raise
         except psycopg.Error as exc:
             self._rollback(conn)
             if _sqlstate(exc) in _RETRYABLE:
