@@ -11,9 +11,11 @@ buffers; no row goes through Python on the way in):
   id``. ``case`` is the event's case, or for an event of a run (metrics, finish,
   artifact, invalidation) the case of that run; ``run`` is null for events of no run.
 
-A table is built only when the query names it, and once per log position in a process:
-the tables are kept, keyed by the chain hash at ``as_of``, so the next query at the same
-position reads them instead of folding the log again (:mod:`projections.table_cache`).
+A table is built only when the query names it, and once per log position: the tables
+are kept, keyed by the chain hash at ``as_of``, in this process
+(:mod:`projections.table_cache`) and on disk outside the ledger for later processes
+(:mod:`projections.disk_cache`), so the next query at the same position — in this
+process or the next ``ledger sql`` command — reads them instead of folding the log.
 
 Read-only by construction, not by string matching: DuckDB runs in memory with
 ``enable_external_access = false`` (no file, no URL, no extension load: ``read_csv``,
@@ -43,6 +45,7 @@ from projections.errors import SqlError as SqlError
 from projections.errors import SqlRefused as SqlRefused
 from projections.errors import SqlUnavailable as SqlUnavailable
 
+from . import disk_cache
 from .base import UnknownStudy, build_many, resolve_as_of
 from .table_cache import TableCache
 
@@ -83,7 +86,8 @@ def query(
 ) -> pa.Table:
     """Run ``sql`` over the projections of ``study`` (default: every study) after event
     ``as_of`` (default: the head) and return the result as an Arrow table. ``cache``:
-    reuse this process's tables of the same log prefix (see ``tables``).
+    reuse the tables of the same log prefix kept by this process or on disk by an
+    earlier one, and keep those built (see ``tables``); False always folds the log.
 
     Raises ``SqlRefused`` before building anything when the statement is not one
     SELECT, ``SqlError`` with DuckDB's message when DuckDB refuses it (a file read
@@ -243,23 +247,83 @@ def tables(
     """The query's tables (those of ``only``) as Arrow tables, for ``study`` or every
     study that exists at ``as_of``.
 
-    With ``cache``, tables built before in this process for the same log prefix (its
-    chain hash at ``as_of``), position and study are served from ``TABLE_CACHE``
-    instead of folding the log again (:mod:`projections.table_cache`); the tables are
-    the same either way."""
+    With ``cache``, tables built before for the same log prefix (its chain hash at
+    ``as_of``), position and study are served instead of folding the log again: from
+    ``TABLE_CACHE`` (this process, :mod:`projections.table_cache`), else from the disk
+    cache (an earlier process, :mod:`projections.disk_cache`; off with
+    ``LEDGER_CACHE_DIR=off``); the tables are the same either way."""
     limit = resolve_as_of(ledger, as_of)
     wanted = [name for name in TABLES if name in set(only)]
     if not cache:
         return _build(ledger, study, limit, set(wanted))
     key = (ledger.hash_at(limit), limit, study)
     out = TABLE_CACHE.get(key, wanted)
+    disk = disk_cache.from_env()
+    if disk is not None:
+        found = _from_disk(disk, ledger, key, [n for n in wanted if n not in out])
+        TABLE_CACHE.put(key, found)
+        out.update(found)
     missing = {name for name in wanted if name not in out}
     if missing:
         built = _build(ledger, study, limit, missing)
         if ledger.hash_at(limit) == key[0]:  # the log built from is the one keyed
             TABLE_CACHE.put(key, built)
+            if disk is not None:
+                for name, table in built.items():
+                    disk.put(_disk_key(ledger, key, name), table)
         out.update(built)
     return {name: out[name] for name in wanted}
+
+
+TABLES_FORMAT = 1
+"""Bump when a table's columns or values change for the same log: the disk cache
+outlives the code that wrote it, and the key carries this (and the package version)."""
+
+
+def _disk_key(ledger: Ledger, key: tuple[str, int, str | None], name: str) -> list[Any]:
+    """The disk level's key: the in-process key plus what a file on disk must also
+    match — the tables' format and code version (a file outlives an upgrade) and the
+    ledger id (a ledger rebuilt at the same path must not share files by accident)."""
+    return [TABLES_FORMAT, _version(), ledger.ledger_id, *key, name]
+
+
+@functools.cache
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("results-ledger")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _from_disk(
+    disk: disk_cache.DiskCache,
+    ledger: Ledger,
+    key: tuple[str, int, str | None],
+    names: Iterable[str],
+) -> dict[str, pa.Table]:
+    """The tables of ``names`` a previous process left on disk for this key; a file
+    whose columns are not this code's is dropped and rebuilt."""
+    out = {}
+    for name in names:
+        accept = functools.partial(_has_columns, _columns(name))
+        table = disk.get(_disk_key(ledger, key, name), accept)
+        if table is not None:
+            out[name] = table
+    return out
+
+
+def _columns(name: str) -> Sequence[str]:
+    """The columns a table of ``name`` starts with (a cases table adds its params)."""
+    from projections.export.tables import CASES_COLUMNS, METRICS_COLUMNS, RUNS_COLUMNS
+
+    known = {"cases": CASES_COLUMNS, "runs": RUNS_COLUMNS, "metrics": METRICS_COLUMNS}
+    return known.get(name, EVENTS_COLUMNS)
+
+
+def _has_columns(leading: Sequence[str], schema: Any) -> bool:
+    return tuple(schema.names[: len(leading)]) == tuple(leading)
 
 
 def _build(ledger: Ledger, study: str | None, limit: int, wanted: set[str]) -> dict[str, pa.Table]:

@@ -19,8 +19,9 @@ around the bookkeeping; building happens outside it).
 
 Not across processes: the CLI runs each ``ledger sql`` in a new process, which starts
 with an empty cache. Read-only commands write nothing to the ledger (as with
-checkpoints, docs/architecture.md, Projections), so there is no shared store to put
-tables in.
+checkpoints, docs/architecture.md, Projections); the second level,
+:mod:`projections.disk_cache`, keeps the tables in files outside it for later
+processes.
 
 This module imports nothing from ``projections``: the caller chooses the key.
 """

@@ -16,6 +16,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(autouse=True)
+def _table_cache_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Every test's ``ledger sql`` disk cache is a folder of its own: no test writes to
+    the user's ``~/.cache``, and no test is served tables another test left (ledgers
+    made by ``fast_base`` fixtures can share an id only by chance, but a test must not
+    rely on chance). Subprocesses inherit it through the environment."""
+    folder = tmp_path_factory.mktemp("table-cache")
+    monkeypatch.setenv("LEDGER_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def ledger_path(tmp_path: Path) -> str:
     return str(tmp_path / "t.ledger")

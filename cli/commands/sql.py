@@ -16,6 +16,11 @@ from cli.output import echo_json, table
 @as_of_option
 @click.option("--json", "as_json", is_flag=True, help='Print {"columns": [...], "rows": [[...]]}.')
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (the export's spelling and safety).")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Fold the log; neither read nor write the table cache (LEDGER_CACHE_DIR=off: always).",
+)
 @click.pass_context
 def sql(
     ctx: click.Context,
@@ -24,6 +29,7 @@ def sql(
     as_of: int | None,
     as_json: bool,
     as_csv: bool,
+    no_cache: bool,
 ) -> None:
     """Run a read-only SQL query (DuckDB) over the tables cases, runs, metrics and events.
 
@@ -33,6 +39,11 @@ def sql(
     it has no ORDER BY, so the same query gives the same bytes. Statements that write,
     ATTACH, COPY, or read files (read_csv, read_parquet, ...) are refused. Needs
     DuckDB: pip install 'results-ledger[sql]'.
+
+    The built tables are kept on disk (never in the ledger) for the next command at the
+    same log position: in $LEDGER_CACHE_DIR, else $XDG_CACHE_HOME/results-ledger/tables,
+    else ~/.cache/results-ledger/tables, at most LEDGER_CACHE_MAX_BYTES (1 GiB), least
+    recently used out first. LEDGER_CACHE_DIR=off or --no-cache turns it off.
 
     \b
     Example:
@@ -45,7 +56,8 @@ def sql(
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")
     ledger = open_ledger(ctx)
-    result = query(ledger, query_text, study=study, as_of=as_of)
+    result = query(ledger, query_text, study=study, as_of=as_of, cache=not no_cache)
+    _warn_unwritable()
     if as_json:
         echo_json(result_json(result))
     elif as_csv:
@@ -58,3 +70,17 @@ def sql(
         out.flush()
     else:
         click.echo(table(result.column_names, result_rows(result)))
+
+
+def _warn_unwritable() -> None:
+    """Say once (a command is one process) that the cache folder could not be written:
+    the answer is right, but the next command will fold the log again. The library
+    stays silent; the command is where a person reads stderr."""
+    from projections.disk_cache import unwritable
+
+    for folder in unwritable():
+        click.echo(
+            f"warning: table cache {folder} is not writable; not caching "
+            "(set LEDGER_CACHE_DIR to another folder, or to off)",
+            err=True,
+        )

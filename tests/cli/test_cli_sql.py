@@ -145,3 +145,65 @@ def test_a_refused_statement_writes_nothing(ledger_dir, tmp_path):
     target = tmp_path / "out.csv"
     got = _run(ledger_dir, f"COPY (SELECT 1) TO '{target}'")
     assert got.exit_code == 1 and not target.exists()
+
+
+_NO_FOLD = """
+import sys
+import projections.sql as s
+
+def refuse(*args, **kwargs):
+    raise SystemExit("folded the log")
+
+s._build = refuse
+from cli.main import main
+main()
+"""
+
+
+def _process(ledger_dir: str, *args: str, no_fold: bool = False, env=None):
+    cmd = [sys.executable, "-c", _NO_FOLD] if no_fold else [sys.executable, "-m", "cli.main"]
+    return subprocess.run(
+        [*cmd, "--ledger", ledger_dir, "sql", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        check=False,
+    )
+
+
+def test_a_second_process_reads_the_disk_cache_and_prints_the_same_bytes(
+    ledger_dir, _table_cache_dir
+):
+    """The first command folds and writes the tables; the second, in a new process
+    whose fold would exit, reads them and prints byte for byte what the first did, in
+    every format; --no-cache folds (and would exit)."""
+    sql = (
+        "SELECT r.run, r.status, m.metric, m.value, e.type FROM runs r "
+        "JOIN metrics m USING (study, run) JOIN events e USING (seq)"
+    )
+    for fmt in ([], ["--json"], ["--csv"]):
+        first = _process(ledger_dir, sql, *fmt)
+        assert first.returncode == 0 and first.stderr == b"" and len(first.stdout) > 300
+        second = _process(ledger_dir, sql, *fmt, no_fold=True)
+        assert second.returncode == 0, second.stderr
+        assert second.stdout == first.stdout and second.stderr == b""
+    assert len(list(_table_cache_dir.glob("*.arrow"))) == 3
+    refused = _process(ledger_dir, sql, "--no-cache", no_fold=True)
+    assert refused.returncode != 0 and b"folded the log" in refused.stderr
+    off = _process(ledger_dir, sql, no_fold=True, env={"LEDGER_CACHE_DIR": "off"})
+    assert off.returncode != 0 and b"folded the log" in off.stderr
+    assert _process(ledger_dir, sql, "--csv", "--no-cache").stdout == first.stdout
+
+
+def test_an_unwritable_cache_folder_is_one_warning(ledger_dir, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    sql = "SELECT run, status FROM runs"
+    got = _process(ledger_dir, sql, env={"LEDGER_CACHE_DIR": str(blocked / "tables")})
+    assert got.returncode == 0 and got.stdout == _process(ledger_dir, sql, "--no-cache").stdout
+    lines = got.stderr.decode().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("warning: table cache ")
+        and "not writable" in lines[0]
+    )
