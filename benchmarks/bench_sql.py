@@ -12,7 +12,11 @@ group puts, in one run:
   order), handed to a locked-down one-thread DuckDB as Arrow, rows sorted; from the
   second round on, the tables come from the process's table cache (the same head);
 - ``ledger sql, no cache``: the same with ``cache=False``, every round folding the log
-  (what each ``ledger sql`` command costs: a new process starts with no cache);
+  (what a ``ledger sql`` command costs with ``--no-cache``);
+- ``ledger sql, new process reading the disk cache``: the in-process cache cleared
+  before every round, the disk cache (``projections.disk_cache``, in a temporary
+  ``LEDGER_CACHE_DIR``) warmed once before: what each ``ledger sql`` command after the
+  first at the same position costs, less the interpreter's start and imports;
 - ``export + duckdb parquet``: what the same answer costs without ``ledger sql``:
   ``export_study(..., formats="parquet")`` then DuckDB on the file.
 
@@ -32,7 +36,7 @@ duckdb = pytest.importorskip("duckdb")
 
 from ledger import Ledger  # noqa: E402
 from projections.export.api import export_study  # noqa: E402
-from projections.sql import query  # noqa: E402
+from projections.sql import TABLE_CACHE, query  # noqa: E402
 
 RUNS, STEPS = (4, 50) if SMOKE else (200, 1000)
 METRICS = ("loss", "acc", "lr", "grad_norm", "val_loss")
@@ -79,6 +83,14 @@ def study(tmp_path_factory):
     return path, folder / "export" / "s"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cache_dir(tmp_path_factory):
+    """The disk cache in a temporary folder, never the user's ``~/.cache``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEDGER_CACHE_DIR", str(tmp_path_factory.mktemp("table-cache")))
+        yield
+
+
 def _parquet_sql(sql: str, folder) -> str:
     return sql.replace("FROM metrics", f"FROM read_parquet('{folder}/metrics.parquet')").replace(
         "JOIN runs", f"JOIN read_parquet('{folder}/runs.parquet')"
@@ -86,7 +98,14 @@ def _parquet_sql(sql: str, folder) -> str:
 
 
 @pytest.mark.parametrize(
-    "how", ["duckdb parquet", "ledger sql", "ledger sql, no cache", "export + duckdb parquet"]
+    "how",
+    [
+        "duckdb parquet",
+        "ledger sql",
+        "ledger sql, new process reading the disk cache",
+        "ledger sql, no cache",
+        "export + duckdb parquet",
+    ],
 )
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_sql(benchmark, study, tmp_path_factory, name, how):
@@ -104,9 +123,14 @@ def test_sql(benchmark, study, tmp_path_factory, name, how):
                     con.close()
 
         elif how.startswith("ledger sql"):
-            cache = how == "ledger sql"
+            cache = how != "ledger sql, no cache"
+            new_process = "new process" in how
+            if new_process:
+                query(led, sql, study="s")  # the disk cache warm (a previous command)
 
             def run():
+                if new_process:
+                    TABLE_CACHE.clear()
                 out = query(led, sql, study="s", cache=cache)
                 return [tuple(r.values()) for r in out.to_pylist()]
 
