@@ -18,10 +18,10 @@ another name cannot serve the wrong table.
 Never an error, never a wrong answer: a file that fails to read (truncated, not Arrow,
 another key, a schema the caller rejects, offsets or dictionary indices out of bounds
 under Arrow's full validation — about 4 ms for a million rows, so DuckDB never reads
-past a buffer) is removed and counts as a miss. There is no checksum of the values: a
-file is written whole by one rename and fsynced, and a checksum would cost as much as
-the read (a bit flipped by the disk inside a value is the file system's to catch).
-Written to
+past a buffer, or bytes that no longer match the XXH3-64 sum in the file's 64-byte
+header, as every ledger block is checked) is removed and counts as a miss: a flipped
+bit in a cached value is a refold, never a wrong figure (the sum costs ~4 ms for a
+million rows, read from pages DuckDB reads next anyway). Written to
 a temporary file in the same folder, fsynced, then renamed over the name, so a reader
 sees a whole file or none and two processes writing the same entry both succeed (the
 tables are the same). Read with memory mapping: the table's buffers are the page
@@ -46,11 +46,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from xxhash import xxh3_64_intdigest
+
 __all__ = ["DEFAULT_MAX_BYTES", "DiskCache", "STATS", "from_env", "unwritable"]
 
 DEFAULT_MAX_BYTES = 1 << 30
 """1 GiB: the tables of a few studies of ~10^7 metric values (about 50 bytes a value)."""
 META_KEY = b"results-ledger.cache-key"
+MAGIC = b"RLTABLE1"
+HEADER = 64
+"""Bytes before the Arrow file: MAGIC, the XXH3-64 of the Arrow bytes, zeros; 64 keeps
+the Arrow buffers as aligned in the mapped file as Arrow wrote them."""
 SUFFIX = ".arrow"
 STALE_TEMP_SECONDS = 3600.0
 """A temporary file this old was left by a writer that died: eviction removes it."""
@@ -180,7 +186,16 @@ def _read(path: Path, key: bytes) -> Any:
     import pyarrow as pa  # type: ignore[import-untyped]
 
     with pa.memory_map(str(path), "r") as source:
-        table = pa.ipc.open_file(source).read_all()
+        mapped = source.read_buffer()
+    body = mapped.slice(HEADER)
+    head = mapped.slice(0, HEADER).to_pybytes()
+    if (
+        len(head) < HEADER
+        or head[:8] != MAGIC
+        or int.from_bytes(head[8:16], "little") != (xxh3_64_intdigest(memoryview(body)))
+    ):
+        raise ValueError(f"{path}: not a whole cache file (header or sum)")
+    table = pa.ipc.open_file(pa.BufferReader(body)).read_all()
     meta = dict(table.schema.metadata or {})
     if meta.pop(META_KEY, None) != key:
         raise ValueError(f"{path}: another key")
@@ -196,13 +211,18 @@ def _write(folder: Path, path: Path, key: bytes, table: Any) -> None:
 
     meta = {**(table.schema.metadata or {}), META_KEY: key}
     table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    # a stacked table's chunks can carry different dictionaries; a file holds one
+    options = pa.ipc.IpcWriteOptions(unify_dictionaries=True)
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    body = sink.getvalue()
+    head = MAGIC + xxh3_64_intdigest(memoryview(body)).to_bytes(8, "little")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            # a stacked table's chunks can carry different dictionaries; a file holds one
-            options = pa.ipc.IpcWriteOptions(unify_dictionaries=True)
-            with pa.ipc.new_file(out, table.schema, options=options) as writer:
-                writer.write_table(table)
+            out.write(head.ljust(HEADER, b"\0"))
+            out.write(memoryview(body))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

@@ -275,7 +275,7 @@ def tables(
     return {name: out[name] for name in wanted}
 
 
-TABLES_FORMAT = 1
+TABLES_FORMAT = 2
 """Bump when a table's columns or values change for the same log: the disk cache
 outlives the code that wrote it, and the key carries this (and the package version)."""
 

@@ -160,13 +160,41 @@ def test_a_file_of_other_columns_is_dropped(own, _table_cache_dir):
 
     expected = query(own, "SELECT count(*) AS n FROM runs")
     (path,) = _files(_table_cache_dir)
-    key = pa.ipc.open_file(pa.memory_map(str(path))).schema.metadata[disk_cache.META_KEY]
-    wrong = pa.table({"x": [1]}).replace_schema_metadata({disk_cache.META_KEY: key})
-    with pa.OSFile(str(path), "wb") as out, pa.ipc.new_file(out, wrong.schema) as writer:
-        writer.write_table(wrong)
+    key = _schema(path).metadata[disk_cache.META_KEY]
+    disk_cache._write(path.parent, path, key, pa.table({"x": [1]}))  # a whole, summed file
+    assert _schema(path).names == ["x"]
     TABLE_CACHE.clear()
     assert query(own, "SELECT count(*) AS n FROM runs").equals(expected)
-    assert pa.ipc.open_file(pa.memory_map(str(path))).schema.names[0] == "study"
+    assert _schema(path).names[0] == "study"
+
+
+def _schema(path: Path):
+    """The schema of a cache file (past its header)."""
+    import pyarrow as pa
+
+    body = pa.memory_map(str(path)).read_buffer().slice(disk_cache.HEADER)
+    return pa.ipc.open_file(pa.BufferReader(body)).schema
+
+
+def test_a_flipped_bit_in_a_cached_value_is_a_refold_never_a_wrong_figure(
+    own, monkeypatch, _table_cache_dir
+):
+    """Arrow's validation checks offsets, not values: the file's XXH3 sum is what
+    catches a value the disk changed (as a ledger block's sums do)."""
+    sql = "SELECT run, step, value FROM metrics ORDER BY run, step"
+    expected = query(own, sql)
+    (path,) = _files(_table_cache_dir)
+    data = bytearray(path.read_bytes())
+    values = expected.column("value").to_numpy().tobytes()
+    at = bytes(data).find(values[8:16])  # one float64 of the value column, as stored
+    assert at > disk_cache.HEADER
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    dropped = disk_cache.STATS["dropped"]
+    TABLE_CACHE.clear()
+    reads = _reads(own, monkeypatch)
+    assert query(own, sql).equals(expected) and reads
+    assert disk_cache.STATS["dropped"] == dropped + 1
 
 
 def test_the_budget_evicts_the_least_recently_used(tmp_path):
