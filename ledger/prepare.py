@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 BLOCK_MAX_EVENTS = 4096
+_SECONDS = 9.2e12  # |ts| in seconds whose microseconds fit an int64 (NaN fails the test)
 """Events per stored block: a batch is stored as blocks of at most this many events."""
 
 _STRICT = frozenset(InputEvent.__args__)  # type: ignore[attr-defined]
@@ -170,6 +171,7 @@ def prepare(
     digest_of = blake2b
     fast_encode = _canonical.encode
     new_tuple = tuple.__new__  # a named tuple's own __new__ is a Python function
+    unstamp = msgspec.structs.replace
     raw: Any
     item: Prepared
     for i, raw in enumerate(events):
@@ -178,12 +180,22 @@ def prepare(
                 raw = event_from_obj(raw)  # a strict struct: checked as it was made
             if type(raw) is copied:  # another ledger's, read by its strict decoder
                 ev, eid, ts = raw.event, raw.id, raw.ts
+            elif type(raw) is fast and raw.ts is not None and raw.id is None:
+                # A runner's: the Recorder stamps each event at its call. The time goes
+                # to the envelope, as the general path would put it.
+                t = raw.ts  # Unix seconds as parse_ts reads them; any other form through it
+                ts = (
+                    round(t * 1_000_000)
+                    if type(t) is float and -_SECONDS < t < _SECONDS
+                    else parse_ts(t)
+                )
+                ev, eid = unstamp(raw, ts=None), None
             else:
                 ev, eid, ts = raw, None, None
             if type(ev) is fast and ev.id is None and ev.ts is None:
                 # The bulk of every batch: a metrics struct already checked by its maker
                 # (the codec, the Recorder, an importer, a sync's read) with no client id
-                # or time inside. Only what the general path would do for it, inline; a
+                # or time left inside. Only what the general path would do for it, inline; a
                 # sync's copy keeps its id and ts (int microseconds, as stored).
                 content = fast_encode(ev)
                 if len(content) <= MAX_EVENT_BYTES:
