@@ -379,14 +379,7 @@ def _metrics_fast(obj: dict[str, Any]) -> Event | None:
         ev = msgspec.convert(obj, _metrics_class(), strict=True)
     except (msgspec.ValidationError, RecursionError):
         return None
-    values = ev.values
-    try:
-        total = sum(values.values())
-    except OverflowError:
-        total = math.nan
-    if total != total and canonical_values(values) is not values:
-        ev = msgspec.structs.replace(ev, values=canonical_values(values))
-    return ev
+    return canonical_metrics(ev)
 
 
 def _input_class(obj: Any) -> tuple[type[Event], str]:
