@@ -153,7 +153,15 @@ def check_crash_stream_with_extra(
 
 def test_r1_crash_kill(tmp_path, seed):
     kills, writers = size(200, 5000), size(4, 8)
-    path = str(tmp_path / "r1.ledger")
+    kill_writers_and_check(str(tmp_path / "r1.ledger"), tmp_path, seed, kills, writers, "R1")
+
+
+def kill_writers_and_check(
+    location: str, tmp_path, seed, kills: int, writers: int, label: str, delay=(0.0, 0.1)
+) -> None:
+    """``writers`` writer slots on ``location`` (a path or a PostgreSQL URL), ``kills``
+    SIGKILLs among them (each ``delay`` seconds after a writer is ready),
+    then every R1 property checked (R1, and R20 on PostgreSQL)."""
     acks = {w: str(tmp_path / f"acks-{w}.txt") for w in range(writers)}
     errors: list[str] = []
     stats: dict[str, int] = defaultdict(int)
@@ -161,7 +169,8 @@ def test_r1_crash_kill(tmp_path, seed):
     started = time.monotonic()
     threads = [
         threading.Thread(
-            target=_run_slot, args=(path, acks[w], w, seed, per_slot[w], errors, stats)
+            target=_run_slot,
+            args=(location, acks[w], w, seed, per_slot[w], errors, stats, delay),
         )
         for w in range(writers)
     ]
@@ -174,9 +183,9 @@ def test_r1_crash_kill(tmp_path, seed):
         print(error)
     assert not errors, errors
     assert stats["kills"] == kills
-    figures = check_crash_stream(path, acks, seed)
+    figures = check_crash_stream(location, acks, seed)
     print(
-        f"R1: {stats['kills']} SIGKILLs survived among {writers} writers in {elapsed:.1f} s; "
+        f"{label}: {stats['kills']} SIGKILLs survived among {writers} writers in {elapsed:.1f} s; "
         f"{figures['events']} events, {figures['acked_batches']} acked batches "
         f"({figures['acked_events']} events), {figures['ack_lost_resent']} batches re-sent "
         "after a lost ack; 0 lost, 0 torn, 0 duplicates"
