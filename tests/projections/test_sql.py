@@ -423,7 +423,9 @@ def test_event_times_by_table_or_by_search_agree():
                 _times_of(np.append(seq, bad), event_seqs, event_ts)
 
 
-def _count_reads(led: Ledger, monkeypatch) -> list[str]:
+def count_reads(led: Ledger, monkeypatch) -> list[str]:
+    """The names of the log reads made on ``led`` from now on (also used by the
+    disk cache's tests)."""
     reads: list[str] = []
     for name in ("read_frames", "read_batches"):
         method = getattr(led, name)
@@ -438,7 +440,7 @@ def test_a_second_query_at_the_same_position_reads_no_log(own, monkeypatch):
 
     sql = "SELECT m.run, m.step, m.value, e.seq FROM metrics m JOIN events e USING (seq)"
     first = query(own, sql)
-    reads = _count_reads(own, monkeypatch)
+    reads = count_reads(own, monkeypatch)
     assert query(own, sql).equals(first)
     assert reads == [] and len(TABLE_CACHE) == 2
     assert query(own, sql, cache=False).equals(first)

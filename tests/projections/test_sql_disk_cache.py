@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("duckdb")
 
+from test_sql import count_reads  # noqa: E402
+
 from ledger import Ledger  # noqa: E402
 from projections import disk_cache  # noqa: E402
 from projections.sql import TABLE_CACHE, query  # noqa: E402
@@ -59,21 +61,11 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.arrow"))
 
 
-def _reads(led: Ledger, monkeypatch) -> list[str]:
-    reads: list[str] = []
-    for name in ("read_frames", "read_batches"):
-        method = getattr(led, name)
-        monkeypatch.setattr(
-            led, name, lambda *a, _m=method, _n=name, **k: (reads.append(_n), _m(*a, **k))[1]
-        )
-    return reads
-
-
 def test_a_later_process_reads_the_tables_instead_of_folding(own, monkeypatch, _table_cache_dir):
     first = query(own, SQL)
     assert len(_files(_table_cache_dir)) == 3  # metrics, runs, events
     TABLE_CACHE.clear()  # a new process
-    reads = _reads(own, monkeypatch)
+    reads = count_reads(own, monkeypatch)
     hits = disk_cache.STATS["hits"]
     again = query(own, SQL)
     assert reads == [] and disk_cache.STATS["hits"] == hits + 3
@@ -92,7 +84,7 @@ def test_cache_false_and_off_write_nothing(own, monkeypatch, _table_cache_dir, t
     assert disk_cache.from_env() is None
     first = query(own, SQL)
     TABLE_CACHE.clear()
-    reads = _reads(own, monkeypatch)
+    reads = count_reads(own, monkeypatch)
     assert query(own, SQL).equals(first) and reads  # folded again: nothing was kept
     assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
 
@@ -144,7 +136,7 @@ def test_a_damaged_file_is_removed_and_rebuilt(own, monkeypatch, _table_cache_di
     garbage.write_bytes(os.urandom(garbage.stat().st_size))
     dropped = disk_cache.STATS["dropped"]
     TABLE_CACHE.clear()
-    reads = _reads(own, monkeypatch)
+    reads = count_reads(own, monkeypatch)
     assert query(own, SQL).equals(expected) and reads
     assert disk_cache.STATS["dropped"] == dropped + 3
     assert _files(_table_cache_dir) == paths  # rebuilt and written again, whole
@@ -192,7 +184,7 @@ def test_a_flipped_bit_in_a_cached_value_is_a_refold_never_a_wrong_figure(
     path.write_bytes(bytes(data))
     dropped = disk_cache.STATS["dropped"]
     TABLE_CACHE.clear()
-    reads = _reads(own, monkeypatch)
+    reads = count_reads(own, monkeypatch)
     assert query(own, sql).equals(expected) and reads
     assert disk_cache.STATS["dropped"] == dropped + 1
 
